@@ -1,0 +1,56 @@
+# `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST := $(BIN)/python -m pytest
+SHELL_SCRIPTS := $(shell git ls-files '*.sh' .ci/run 2>/dev/null || find . -name '*.sh' -not -path './.venv/*')
+
+.PHONY: help demo test lint unit functional container bench train-local clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.runtime: container/requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r container/requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
+demo: ## Train on the bundled data, serve it, predict local_test/payload.csv, stop (no Docker, no AWS)
+	scripts/install-system-packages.sh demo
+	$(MAKE) --no-print-directory $(VENV)/.runtime
+	local_test/train_local.sh
+
+test: ## Install everything the tests need, then lint and run every test tier
+	scripts/install-system-packages.sh test
+	$(MAKE) --no-print-directory $(VENV)/.dev
+	$(MAKE) --no-print-directory lint unit functional container
+
+lint: $(VENV)/.dev ## ruff, shellcheck
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	shellcheck $(SHELL_SCRIPTS)
+
+unit: $(VENV)/.dev ## Unit tests
+	$(PYTEST) tests/unit
+
+functional: $(VENV)/.dev ## Functional tests: the real programs as processes
+	$(PYTEST) tests/functional
+
+container: $(VENV)/.dev ## Container tests: the real image on a real Docker engine
+	$(PYTEST) tests/container
+
+bench: $(VENV)/.dev ## Benchmarks (prints tables; asserts nothing)
+	$(BIN)/python benchmarks/train_read.py
+
+train-local: $(VENV)/.runtime ## Train natively on local_test/test_dir
+	local_test/train_local.sh
+
+clean: ## Remove the virtual environment and generated files
+	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir/model local_test/test_dir/output

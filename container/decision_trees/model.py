@@ -1,0 +1,62 @@
+"""The model's files: a scikit-learn estimator in skops format plus a metadata.json beside it.
+
+skops loads only the types it is told to trust, so a model file cannot run code when it is
+loaded, unlike a pickle. `train` writes these files, `serve` reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import skops.io
+import sklearn
+
+MODEL_FILE = "model.skops"
+METADATA_FILE = "metadata.json"
+
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+"""The only type beyond skops' defaults that a fitted decision tree needs."""
+
+
+class ModelError(Exception):
+    """The model directory holds no usable model."""
+
+
+def save(estimator: Any, model_dir: Path, metadata: dict[str, Any]) -> None:
+    """Write the model completely in a staging folder, then move its files into `model_dir`.
+
+    The metadata moves last and `load` requires it, so a job stopped half-way never leaves
+    something that looks like a model.
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
+    try:
+        skops.io.dump(estimator, staging / MODEL_FILE)
+        metadata = {"sklearn_version": sklearn.__version__, **metadata}
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+        for name in (MODEL_FILE, METADATA_FILE):
+            with open(staging / name, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(staging / name, model_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load(model_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """Load the estimator and its metadata; ModelError says what is missing or wrong."""
+    metadata_path = model_dir / METADATA_FILE
+    model_path = model_dir / MODEL_FILE
+    for path in (metadata_path, model_path):
+        if not path.is_file():
+            raise ModelError(f"no model: {path} does not exist (train a model first)")
+    try:
+        metadata = json.loads(metadata_path.read_text())
+        estimator = skops.io.load(model_path, trusted=TRUSTED_TYPES)
+    except Exception as e:
+        raise ModelError(f"cannot load the model in {model_dir}: {type(e).__name__}: {e}") from e
+    return estimator, metadata
