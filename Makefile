@@ -18,7 +18,7 @@ $(VENV)/.runtime: container/requirements.txt
 	$(BIN)/python -m pip install -q -r container/requirements.txt
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt notebooks/requirements.txt
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
 
