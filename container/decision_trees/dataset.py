@@ -136,7 +136,7 @@ def read(
     dataset = table.finish(len(files))
     log(
         f"{channel.name}: read {dataset.rows:,} rows x {len(dataset.feature_names)} features "
-        f"from {len(files)} files in {time.monotonic() - started:.2f} s"
+        f"from {_count(len(files), 'file')} in {time.monotonic() - started:.2f} s"
     )
     return dataset
 
@@ -208,6 +208,10 @@ def _label_values(labels: list[Any]) -> list[Any]:
         except ValueError:
             continue
     return labels
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _short(names: list[str]) -> str:

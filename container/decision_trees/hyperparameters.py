@@ -177,9 +177,10 @@ class Hyperparameter:
                 return kind.convert(value)
             except ValueError:
                 continue
+        shown = json.dumps(received, ensure_ascii=False)
         raise InputError(
-            f"Hyperparameter {name}={json.dumps(received)} is not valid: expected "
-            f"{self.accepts()} (default: {json.dumps(self.default)})."
+            f"Hyperparameter {name}={shown} is not valid: expected {self.accepts()} "
+            f"(default: {json.dumps(self.default)})."
         )
 
 
