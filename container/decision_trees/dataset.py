@@ -1,19 +1,25 @@
 """A channel's data as a float32 feature matrix and a label vector.
 
 CSV files have no header and the label in the first column; Parquet files have the label in
-their first column or in the column that the label_column hyperparameter names. pyarrow parses
-the data in batches, which are copied into a matrix that grows in place, so memory stays close
-to the size of the result however big the files are, and a Pipe mode FIFO is read as a stream.
-Features are float32, the type scikit-learn's trees work in, so fitting makes no copy of them.
+their first column or in the column that the label_column hyperparameter names.
+
+Files are read in parallel, one per CPU, and joined in order. pyarrow parses each file in
+batches, which are copied into arrays that grow in place, so memory stays close to the size of
+the result plus the files being read, and a Pipe mode FIFO is read as a stream. Features are
+float32, the type scikit-learn's trees work in, so fitting makes no copy of them.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,10 +35,13 @@ from failure import InputError
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet",)
 
-CSV_BLOCK_BYTES = 4 << 20
+CSV_BLOCK_BYTES = 1 << 20
 """How much CSV text pyarrow parses at a time: large enough to be fast, small enough to stream."""
 
 PARQUET_BATCH_ROWS = 1 << 16
+
+READERS = min(os.cpu_count() or 1, 8)
+"""Files read at the same time: each takes a CPU, and memory for its rows until it is joined."""
 
 PROGRESS_SECONDS = 10.0
 """How often a long read reports its progress."""
@@ -105,32 +114,34 @@ def read(
         )
     if parquet and channel.pipe:
         raise InputError(f'Channel "{channel.name}": Parquet cannot be read in Pipe mode.')
-    if parquet and not channel.pipe:
-        batches_of = _parquet_batches_reader(label_column)
-    elif label_column is not None:
+    if channel.pipe and "parquet" in channel.content_type:
+        raise InputError(f'Channel "{channel.name}": Parquet cannot be read in Pipe mode.')
+    if label_column is not None and not parquet:
         raise InputError(
             f"Hyperparameter label_column={label_column!r} applies to Parquet files only: "
             f"{CSV_RULES}."
         )
-    elif channel.pipe:
-        batches_of = _csv_batches_reader(stream=True)
-        if channel.content_type and "parquet" in channel.content_type:
-            raise InputError(f'Channel "{channel.name}": Parquet cannot be read in Pipe mode.')
-    else:
-        batches_of = _csv_batches_reader(stream=False)
+    batches_of = _parquet_batches_reader(label_column) if parquet else _csv_batches
+
+    def read_file(path: Path) -> _Table | None:
+        where = path.relative_to(channel.path.parent).as_posix()
+        part = None
+        for first_row, batch in batches_of(path, where):
+            if part is None:
+                label = batch.schema.names[0] if parquet else None
+                part = _Table(batch.schema.names[1:], label, where)
+            part.append(first_row, batch, where)
+        return part
 
     table: _Table | None = None
     started = last_report = time.monotonic()
-    for number, path in enumerate(files, start=1):
-        where = path.relative_to(channel.path.parent).as_posix()
-        for first_row, batch in batches_of(path, where):
-            if table is None:
-                label = batch.schema.names[0] if parquet else None
-                table = _Table(batch.schema.names[1:], label, where)
-            table.append(first_row, batch, where)
-            if time.monotonic() - last_report >= PROGRESS_SECONDS:
-                last_report = time.monotonic()
-                log(f"{channel.name}: {table.rows:,} rows read so far (file {number}/{len(files)})")
+    for number, part in enumerate(_in_order(read_file, files), start=1):
+        if part is not None:
+            table = part if table is None else table.extend(part)
+        if time.monotonic() - last_report >= PROGRESS_SECONDS:
+            last_report = time.monotonic()
+            rows = table.rows if table else 0
+            log(f"{channel.name}: {rows:,} rows read so far ({number}/{len(files)} files)")
     if table is None or table.rows == 0:
         raise InputError(f'Channel "{channel.name}" has no rows: its {len(files)} files are empty.')
     dataset = table.finish(len(files))
@@ -143,6 +154,20 @@ def read(
 
 Batches = Iterator[tuple[int, pa.RecordBatch]]
 """The number of each batch's first row in its file (from 1), and the batch: label, features."""
+
+
+def _in_order(read_file: Callable[[Path], _Table | None], files: list[Path]) -> Iterator:
+    """The files' tables in the files' order, READERS of them being read at any time."""
+    with ThreadPoolExecutor(READERS, thread_name_prefix="read") as pool:
+        waiting = iter(files)
+        reading: deque[Future] = deque(pool.submit(read_file, f) for f in islice(waiting, READERS))
+        try:
+            while reading:
+                part = reading.popleft().result()
+                reading.extend(pool.submit(read_file, f) for f in islice(waiting, 1))
+                yield part
+        finally:
+            pool.shutdown(cancel_futures=True)
 
 
 class _Table:
@@ -158,22 +183,11 @@ class _Table:
         self.label_codes: dict[Any, int] = {}
 
     def append(self, first_row: int, batch: pa.RecordBatch, where: str) -> None:
-        names, labels = batch.schema.names[1:], batch.column(0)
-        if names != self.feature_names:
-            raise InputError(
-                f"{where} has {len(names)} features ({_short(names)}), but {self.first_file} has "
-                f"{len(self.feature_names)} ({_short(self.feature_names)}): every file of a "
-                "channel needs the same columns."
-            )
+        labels = batch.column(0)
         if labels.null_count:
             row = first_row + pc.index(pc.is_null(labels), True).as_py()
             raise InputError(f"{where}, row {row}: the label is missing (empty or NA).")
-        end = self.rows + len(labels)
-        if end > len(self.codes):
-            # No view of these arrays exists here, so resizing them in place is safe.
-            capacity = max(end, 2 * len(self.codes))
-            self.features.resize((capacity, len(names)), refcheck=False)
-            self.codes.resize(capacity, refcheck=False)
+        end = self._reserve(len(labels))
         block = self.features[self.rows : end]
         for j, column in enumerate(batch.columns[1:]):
             if column.type != pa.float32():
@@ -181,15 +195,41 @@ class _Table:
             block[:, j] = column.to_numpy(zero_copy_only=False)
         if not pa.types.is_dictionary(labels.type):
             labels = pc.dictionary_encode(labels)
-        lookup = np.array(
-            [
-                self.label_codes.setdefault(v, len(self.label_codes))
-                for v in labels.dictionary.to_pylist()
-            ],
-            dtype=np.int32,
-        )
+        lookup = self._codes_of(labels.dictionary.to_pylist())
         self.codes[self.rows : end] = lookup[labels.indices.to_numpy()]
         self.rows = end
+
+    def extend(self, other: _Table) -> _Table:
+        """Append the rows of another file's table."""
+        if other.feature_names != self.feature_names:
+            raise InputError(
+                f"{other.first_file} has {len(other.feature_names)} features "
+                f"({_short(other.feature_names)}), but {self.first_file} has "
+                f"{len(self.feature_names)} ({_short(self.feature_names)}): every file of a "
+                "channel needs the same columns."
+            )
+        end = self._reserve(other.rows)
+        self.features[self.rows : end] = other.features[: other.rows]
+        self.codes[self.rows : end] = self._codes_of(list(other.label_codes))[
+            other.codes[: other.rows]
+        ]
+        self.rows = end
+        return self
+
+    def _codes_of(self, labels: list[Any]) -> np.ndarray:
+        """This table's code of each label, new labels getting new codes."""
+        codes = [self.label_codes.setdefault(label, len(self.label_codes)) for label in labels]
+        return np.array(codes, dtype=np.int32)
+
+    def _reserve(self, rows: int) -> int:
+        """Make room for `rows` more rows; the end of the rows after them."""
+        end = self.rows + rows
+        if end > len(self.codes):
+            # No view of these arrays outlives a call, so resizing them in place is safe.
+            capacity = max(end, 2 * len(self.codes))
+            self.features.resize((capacity, len(self.feature_names)), refcheck=False)
+            self.codes.resize(capacity, refcheck=False)
+        return end
 
     def finish(self, files: int) -> Dataset:
         self.features.resize((self.rows, len(self.feature_names)), refcheck=False)
@@ -218,30 +258,19 @@ def _short(names: list[str]) -> str:
     return ", ".join(names) if len(names) <= 5 else f"{', '.join(names[:4])}, ..., {names[-1]}"
 
 
-def _csv_batches_reader(stream: bool) -> Callable[[Path, str], Batches]:
-    """Batches of a CSV file (.csv.gz decompressed), or of a FIFO when `stream`.
+def _csv_batches(path: Path, where: str) -> Batches:
+    """Batches of a CSV file (.csv.gz decompressed) or FIFO; InputError on malformed rows.
 
-    pyarrow uses its threads for a file; for a FIFO, or to find the row of an error in a file
-    (the threaded reader's messages lack it), it reads serially.
+    Each file is parsed serially (files are read in parallel instead), which also makes
+    pyarrow's error messages carry the row number.
     """
-
-    def batches(path: Path, where: str) -> Batches:
-        try:
-            yield from _csv_batches(path, where, threads=not stream)
-        except pa.ArrowInvalid as e:
-            if stream or "Row #" in str(e):
-                raise InputError(_explain(e, where)) from e
-            try:
-                for _ in _csv_batches(path, where, threads=False):
-                    pass
-            except pa.ArrowInvalid as located:
-                raise InputError(_explain(located, where)) from e
-            raise InputError(_explain(e, where)) from e
-
-    return batches
+    try:
+        yield from _parse_csv(path, where)
+    except pa.ArrowInvalid as e:
+        raise InputError(_explain(e, where)) from e
 
 
-def _csv_batches(path: Path, where: str, threads: bool) -> Batches:
+def _parse_csv(path: Path, where: str) -> Batches:
     # pa.input_stream decompresses .gz but cannot open a FIFO (it seeks); open() can.
     with open(path, "rb") if path.is_fifo() else pa.input_stream(str(path)) as source:
         head = _head(source)
@@ -257,7 +286,7 @@ def _csv_batches(path: Path, where: str, threads: bool) -> Batches:
         reader = pcsv.open_csv(
             _Prepended(head, source),
             read_options=pcsv.ReadOptions(
-                column_names=[CSV_LABEL, *names], block_size=CSV_BLOCK_BYTES, use_threads=threads
+                column_names=[CSV_LABEL, *names], block_size=CSV_BLOCK_BYTES, use_threads=False
             ),
             convert_options=pcsv.ConvertOptions(
                 strings_can_be_null=True,
