@@ -1,0 +1,136 @@
+"""How fast `train` reads its data, and with how much memory, next to the classic way.
+
+Generates a 1,000,000-row x 20-feature CSV split into several files in a temporary /opt/ml tree,
+then runs, each in a process of its own:
+- `train` itself: reading, fitting a tree of depth 8, metrics, saving the model;
+- train's reader alone (dataset.read, without scikit-learn's ~150 MiB of imports);
+- the classic way: pandas.read_csv per file, then pd.concat (reading only).
+Prints read time (as logged), wall time and peak RSS (from wait4, which covers the process and
+its children). Usage: python benchmarks/train_read.py [--rows N] [--files N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = REPO / "container" / "decision_trees" / "train"
+FEATURES = 20
+
+READER = f"""
+import sys
+from pathlib import Path
+sys.path.insert(0, {str(TRAIN.parent)!r})
+import dataset
+from channels import Channel
+dataset.read(Channel("training", Path(sys.argv[1])))
+"""
+
+CLASSIC = """
+import sys, time
+import pandas as pd
+started = time.monotonic()
+frames = [pd.read_csv(path, header=None) for path in sys.argv[1:]]
+data = pd.concat(frames, ignore_index=True)
+print(f"read {len(data)} rows in {time.monotonic() - started:.3f} s")
+"""
+
+
+def generate(channel: Path, rows: int, files: int) -> list[Path]:
+    """CSV files of a label (one of 4 classes, from the first features) and 20 features."""
+    channel.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for number, part in enumerate(np.array_split(np.arange(rows), files)):
+        values = np.round(rng.random((len(part), FEATURES)), 4)
+        classes = (values[:, 0] + values[:, 1] > 1).astype(int) + 2 * (values[:, 2] > 0.5)
+        labels = np.array(["a", "b", "c", "d"])[classes]
+        columns = {"label": labels, **{f"f{i}": values[:, i] for i in range(FEATURES)}}
+        path = channel / f"part-{number:04d}.csv"
+        pcsv.write_csv(
+            pa.table(columns), path, write_options=pcsv.WriteOptions(include_header=False)
+        )
+        paths.append(path)
+    return paths
+
+
+def measure(command: list[str], env: dict[str, str]) -> tuple[str, float, float]:
+    """The output, wall time in seconds and peak RSS in MiB of a command and its children."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    if process.returncode != 0:
+        sys.exit(f"{command[0]} failed:\n{output}")
+    return output, wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--files", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
+        base = Path(tmp) / "opt_ml"
+        files = generate(base / "input" / "data" / "training", args.rows, args.files)
+        (base / "input" / "config").mkdir(parents=True)
+        (base / "input" / "config" / "hyperparameters.json").write_text(
+            json.dumps({"max_depth": "8"})
+        )
+        size = sum(f.stat().st_size for f in files) / 2**20
+        print(f"{args.rows:,} rows x {FEATURES} features in {len(files)} CSV files, {size:.0f} MiB")
+
+        env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
+        output, train_wall, train_rss = measure([sys.executable, str(TRAIN)], env)
+        train_read = float(re.search(r"training: read .* in ([0-9.]+) s", output)[1])
+        train_fit = float(re.search(r"fitted in ([0-9.]+) s", output)[1])
+        output, reader_wall, reader_rss = measure(
+            [sys.executable, "-c", READER, str(files[0].parent)], env
+        )
+        reader_read = float(re.search(r"training: read .* in ([0-9.]+) s", output)[1])
+        output, classic_wall, classic_rss = measure(
+            [sys.executable, "-c", CLASSIC, *map(str, files)], env
+        )
+        classic_read = float(re.search(r"in ([0-9.]+) s", output)[1])
+
+    print(f"\n{'':28}{'read time':>12}{'peak RSS':>12}{'wall time':>12}")
+    print(
+        f"{'train (pyarrow, + fit)':28}{train_read:>10.2f} s{train_rss:>8.0f} MiB"
+        f"{train_wall:>10.2f} s   (fit {train_fit:.2f} s)"
+    )
+    print(
+        f"{'train reader alone':28}{reader_read:>10.2f} s{reader_rss:>8.0f} MiB"
+        f"{reader_wall:>10.2f} s"
+    )
+    print(
+        f"{'classic (pandas + concat)':28}{classic_read:>10.2f} s{classic_rss:>8.0f} MiB"
+        f"{classic_wall:>10.2f} s"
+    )
+    print(
+        f"{'train / classic':28}{train_read / classic_read:>12.2f}"
+        f"{train_rss / classic_rss:>12.2f}      (target <= 0.5 for both)"
+    )
+    print(
+        f"{'reader alone / classic':28}{reader_read / classic_read:>12.2f}"
+        f"{reader_rss / classic_rss:>12.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
