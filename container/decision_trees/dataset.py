@@ -126,11 +126,15 @@ def read(
     def read_file(path: Path) -> _Table | None:
         where = path.relative_to(channel.path.parent).as_posix()
         part = None
+        last_report = time.monotonic()
         for first_row, batch in batches_of(path, where):
             if part is None:
                 label = batch.schema.names[0] if parquet else None
                 part = _Table(batch.schema.names[1:], label, where)
             part.append(first_row, batch, where)
+            if time.monotonic() - last_report >= PROGRESS_SECONDS:
+                last_report = time.monotonic()
+                log(f"{where}: {part.rows:,} rows read so far")
         return part
 
     table: _Table | None = None

@@ -60,6 +60,7 @@ def main(paths: Paths, saving: AbstractContextManager[Any] | None = None) -> int
 def run(paths: Paths, saving: AbstractContextManager[Any]) -> int:
     """The job's steps; InputError when something in its input is wrong."""
     cluster = hosts.read(paths)
+    log(f"host {cluster.current_host} of {len(cluster.hosts)}")
     spec = {**DATA_HYPERPARAMETERS, **algorithm.HYPERPARAMETERS}
     params = hyperparameters.resolve(hyperparameters.read(paths.hyperparameters), spec)
     label_column = params.pop("label_column")
@@ -67,7 +68,9 @@ def run(paths: Paths, saving: AbstractContextManager[Any]) -> int:
 
     found = channels.read(paths)
     training, validation = channels.training_and_validation(found)
-    ignored = sorted(set(found) - {training.name} - ({validation.name} if validation else set()))
+    used = [c for c in (training, validation) if c is not None]
+    log("channels: " + ", ".join(f"{c.name} ({c.input_mode} mode)" for c in used))
+    ignored = sorted(set(found) - {c.name for c in used})
     if ignored:
         log(f"ignoring channels: {', '.join(ignored)}")
     if len(cluster.hosts) > 1:
