@@ -3,23 +3,25 @@
 CSV files have no header and the label in the first column; Parquet files have the label in
 their first column or in the column that the label_column hyperparameter names.
 
-Files are read in parallel, one per CPU, and joined in order. pyarrow parses each file in
-batches, which are copied into arrays that grow in place, so memory stays close to the size of
-the result plus the files being read, and a Pipe mode FIFO is read as a stream. Features are
-float32, the type scikit-learn's trees work in, so fitting makes no copy of them.
+The rows of every file are counted first (a quick scan, or Parquet's metadata), so the result
+is allocated once; then files are read in parallel, one per CPU, each parsed by pyarrow in
+batches copied straight into the rows reserved for it. Memory stays close to the size of the
+result, however big the files. A Pipe mode FIFO, whose size is unknown, is read as a stream
+into arrays that grow in place. Features are float32, the type scikit-learn's trees work in,
+so fitting makes no copy of them.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,13 +37,16 @@ from failure import InputError
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet",)
 
-CSV_BLOCK_BYTES = 1 << 20
-"""How much CSV text pyarrow parses at a time: large enough to be fast, small enough to stream."""
+CSV_BLOCK_BYTES = 1 << 19
+"""CSV text parsed at a time: larger blocks are hardly faster but keep more memory in flight."""
 
 PARQUET_BATCH_ROWS = 1 << 16
 
 READERS = min(os.cpu_count() or 1, 8)
-"""Files read at the same time: each takes a CPU, and memory for its rows until it is joined."""
+"""Files read at the same time, one per CPU."""
+
+STREAM_FIRST_ROWS = 1 << 16
+"""Rows allocated for a Pipe mode stream before it grows."""
 
 PROGRESS_SECONDS = 10.0
 """How often a long read reports its progress."""
@@ -112,8 +117,6 @@ def read(
         raise InputError(
             f'Channel "{channel.name}" mixes CSV and Parquet files; use one format per channel.'
         )
-    if parquet and channel.pipe:
-        raise InputError(f'Channel "{channel.name}": Parquet cannot be read in Pipe mode.')
     if channel.pipe and "parquet" in channel.content_type:
         raise InputError(f'Channel "{channel.name}": Parquet cannot be read in Pipe mode.')
     if label_column is not None and not parquet:
@@ -121,34 +124,17 @@ def read(
             f"Hyperparameter label_column={label_column!r} applies to Parquet files only: "
             f"{CSV_RULES}."
         )
-    batches_of = _parquet_batches_reader(label_column) if parquet else _csv_batches
-
-    def read_file(path: Path) -> _Table | None:
-        where = path.relative_to(channel.path.parent).as_posix()
-        part = None
-        last_report = time.monotonic()
-        for first_row, batch in batches_of(path, where):
-            if part is None:
-                label = batch.schema.names[0] if parquet else None
-                part = _Table(batch.schema.names[1:], label, where)
-            part.append(first_row, batch, where)
-            if time.monotonic() - last_report >= PROGRESS_SECONDS:
-                last_report = time.monotonic()
-                log(f"{where}: {part.rows:,} rows read so far")
-        return part
-
-    table: _Table | None = None
-    started = last_report = time.monotonic()
-    for number, part in enumerate(_in_order(read_file, files), start=1):
-        if part is not None:
-            table = part if table is None else table.extend(part)
-        if time.monotonic() - last_report >= PROGRESS_SECONDS:
-            last_report = time.monotonic()
-            rows = table.rows if table else 0
-            log(f"{channel.name}: {rows:,} rows read so far ({number}/{len(files)} files)")
+    reader = _Reader(
+        channel,
+        _parquet_batches_reader(label_column) if parquet else _csv_batches,
+        _parquet_rows if parquet else _csv_row_bound,
+        log,
+    )
+    started = time.monotonic()
+    table = reader.stream(files[0]) if channel.pipe else reader.files(files)
     if table is None or table.rows == 0:
         raise InputError(f'Channel "{channel.name}" has no rows: its {len(files)} files are empty.')
-    dataset = table.finish(len(files))
+    dataset = table.finish(label_column=table.label_column if parquet else None, files=len(files))
     log(
         f"{channel.name}: read {dataset.rows:,} rows x {len(dataset.feature_names)} features "
         f"from {_count(len(files), 'file')} in {time.monotonic() - started:.2f} s"
@@ -160,86 +146,164 @@ Batches = Iterator[tuple[int, pa.RecordBatch]]
 """The number of each batch's first row in its file (from 1), and the batch: label, features."""
 
 
-def _in_order(read_file: Callable[[Path], _Table | None], files: list[Path]) -> Iterator:
-    """The files' tables in the files' order, READERS of them being read at any time."""
-    with ThreadPoolExecutor(READERS, thread_name_prefix="read") as pool:
-        waiting = iter(files)
-        reading: deque[Future] = deque(pool.submit(read_file, f) for f in islice(waiting, READERS))
-        try:
-            while reading:
-                part = reading.popleft().result()
-                reading.extend(pool.submit(read_file, f) for f in islice(waiting, 1))
-                yield part
-        finally:
-            pool.shutdown(cancel_futures=True)
+@dataclass
+class _Part:
+    """The rows of one file, at `start` in the table, with label codes of the file's own."""
+
+    start: int
+    rows: int
+    labels: list[Any]
+
+
+class _Reader:
+    """Reads files into one table: in parallel, each file into rows reserved for it."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        batches: Callable[[Path, str], Batches],
+        row_bound: Callable[[Path, str], int],
+        log: Callable[[str], None],
+    ) -> None:
+        self.channel = channel
+        self.batches = batches
+        self.row_bound = row_bound
+        self.log = log
+
+    def where(self, path: Path) -> str:
+        """The file as error messages and the log name it: relative to input/data."""
+        return path.relative_to(self.channel.path.parent).as_posix()
+
+    def files(self, files: list[Path]) -> _Table | None:
+        """Count the rows of every file (cheaply, an upper bound), then read them into place."""
+        table = self._empty_table(files)
+        if table is None:
+            return None
+        with ThreadPoolExecutor(READERS, thread_name_prefix="read") as pool:
+            bounds = list(pool.map(lambda f: self.row_bound(f, self.where(f)), files))
+            starts = np.cumsum([0, *bounds[:-1]]).tolist()
+            table.allocate(sum(bounds))
+            parts = list(pool.map(lambda f, start: self._read(table, f, start), files, starts))
+        table.join(parts)
+        return table
+
+    def stream(self, path: Path) -> _Table | None:
+        """Read a stream whose size nobody knows (a FIFO), growing the table as it comes."""
+        batches = self.batches(path, self.where(path))
+        first = next(batches, None)
+        if first is None:
+            return None
+        table = _Table.of(first[1], self.where(path))
+        table.allocate(STREAM_FIRST_ROWS)
+        table.join([self._read(table, path, 0, chain([first], batches))])
+        return table
+
+    def _empty_table(self, files: list[Path]) -> _Table | None:
+        """A table with the columns of the first file that has rows."""
+        for path in files:
+            for _, batch in self.batches(path, self.where(path)):
+                return _Table.of(batch, self.where(path))
+        return None
+
+    def _read(self, table: _Table, path: Path, start: int, batches: Batches | None = None) -> _Part:
+        where = self.where(path)
+        part = _Part(start, 0, [])
+        codes: dict[Any, int] = {}
+        last_report = time.monotonic()
+        for first_row, batch in batches or self.batches(path, where):
+            table.check_columns(batch, where)
+            labels = batch.column(0)
+            if labels.null_count:
+                row = first_row + pc.index(pc.is_null(labels), True).as_py()
+                raise InputError(f"{where}, row {row}: the label is missing (empty or NA).")
+            if not pa.types.is_dictionary(labels.type):
+                labels = pc.dictionary_encode(labels)
+            lookup = [
+                codes.setdefault(label, len(codes)) for label in labels.dictionary.to_pylist()
+            ]
+            table.write(
+                start + part.rows,
+                batch.columns[1:],
+                np.array(lookup, dtype=np.int32)[labels.indices.to_numpy()],
+                grow=batches is not None,
+            )
+            part.rows += batch.num_rows
+            if time.monotonic() - last_report >= PROGRESS_SECONDS:
+                last_report = time.monotonic()
+                self.log(f"{where}: {part.rows:,} rows read so far")
+        part.labels = list(codes)
+        return part
 
 
 class _Table:
-    """Rows appended batch by batch into arrays that grow in place (realloc, not copy-and-free)."""
+    """The rows of a channel: float32 features and label codes, in arrays allocated once.
 
-    def __init__(self, feature_names: list[str], label_column: str | None, where: str) -> None:
+    Files write their rows into disjoint ranges from several threads, so the arrays never move
+    while files are read; only a stream (one reader) makes them grow, in place.
+    """
+
+    def __init__(self, feature_names: list[str], label_column: str, first_file: str) -> None:
         self.feature_names = feature_names
         self.label_column = label_column
-        self.first_file = where
-        self.features = np.empty((1 << 16, len(feature_names)), dtype=np.float32)
-        self.codes = np.empty(1 << 16, dtype=np.int32)
+        self.first_file = first_file
+        self.features = np.empty((0, len(feature_names)), dtype=np.float32)
+        self.codes = np.empty(0, dtype=np.int32)
         self.rows = 0
-        self.label_codes: dict[Any, int] = {}
+        self.labels: list[Any] = []
 
-    def append(self, first_row: int, batch: pa.RecordBatch, where: str) -> None:
-        labels = batch.column(0)
-        if labels.null_count:
-            row = first_row + pc.index(pc.is_null(labels), True).as_py()
-            raise InputError(f"{where}, row {row}: the label is missing (empty or NA).")
-        end = self._reserve(len(labels))
-        block = self.features[self.rows : end]
-        for j, column in enumerate(batch.columns[1:]):
+    @classmethod
+    def of(cls, batch: pa.RecordBatch, where: str) -> _Table:
+        """An empty table with the columns of this batch: label first, then features."""
+        return cls(batch.schema.names[1:], batch.schema.names[0], where)
+
+    def allocate(self, rows: int) -> None:
+        # Nothing refers to the arrays' memory when they are resized, so resizing in place
+        # (realloc, which the kernel does without copying large arrays) is safe.
+        self.features.resize((rows, len(self.feature_names)), refcheck=False)
+        self.codes.resize(rows, refcheck=False)
+
+    def check_columns(self, batch: pa.RecordBatch, where: str) -> None:
+        names = batch.schema.names[1:]
+        if names != self.feature_names:
+            raise InputError(
+                f"{where} has {len(names)} features ({_short(names)}), but {self.first_file} "
+                f"has {len(self.feature_names)} ({_short(self.feature_names)}): every file of a "
+                "channel needs the same columns."
+            )
+
+    def write(self, start: int, features: list[pa.Array], codes: np.ndarray, grow: bool) -> None:
+        """Put rows at `start`: feature columns, and label codes of their file."""
+        end = start + len(codes)
+        if end > len(self.codes):
+            if not grow:
+                raise RuntimeError("a file has more rows than counted")
+            self.allocate(max(end, 2 * len(self.codes)))
+        block = self.features[start:end]
+        for j, column in enumerate(features):
             if column.type != pa.float32():
                 column = column.cast(pa.float32(), safe=False)
             block[:, j] = column.to_numpy(zero_copy_only=False)
-        if not pa.types.is_dictionary(labels.type):
-            labels = pc.dictionary_encode(labels)
-        lookup = self._codes_of(labels.dictionary.to_pylist())
-        self.codes[self.rows : end] = lookup[labels.indices.to_numpy()]
-        self.rows = end
+        self.codes[start:end] = codes
 
-    def extend(self, other: _Table) -> _Table:
-        """Append the rows of another file's table."""
-        if other.feature_names != self.feature_names:
-            raise InputError(
-                f"{other.first_file} has {len(other.feature_names)} features "
-                f"({_short(other.feature_names)}), but {self.first_file} has "
-                f"{len(self.feature_names)} ({_short(self.feature_names)}): every file of a "
-                "channel needs the same columns."
-            )
-        end = self._reserve(other.rows)
-        self.features[self.rows : end] = other.features[: other.rows]
-        self.codes[self.rows : end] = self._codes_of(list(other.label_codes))[
-            other.codes[: other.rows]
-        ]
-        self.rows = end
-        return self
+    def join(self, parts: list[_Part]) -> None:
+        """Give every label one code, and close the gaps of rows counted but not there."""
+        codes: dict[Any, int] = {}
+        self.rows = 0
+        for part in parts:
+            lookup = np.array([codes.setdefault(v, len(codes)) for v in part.labels], np.int32)
+            end = self.rows + part.rows
+            rows = slice(part.start, part.start + part.rows)
+            self.codes[self.rows : end] = lookup[self.codes[rows]]
+            if part.start != self.rows:
+                self.features[self.rows : end] = self.features[rows]
+            self.rows = end
+        self.labels = list(codes)
+        self.allocate(self.rows)
 
-    def _codes_of(self, labels: list[Any]) -> np.ndarray:
-        """This table's code of each label, new labels getting new codes."""
-        codes = [self.label_codes.setdefault(label, len(self.label_codes)) for label in labels]
-        return np.array(codes, dtype=np.int32)
-
-    def _reserve(self, rows: int) -> int:
-        """Make room for `rows` more rows; the end of the rows after them."""
-        end = self.rows + rows
-        if end > len(self.codes):
-            # No view of these arrays outlives a call, so resizing them in place is safe.
-            capacity = max(end, 2 * len(self.codes))
-            self.features.resize((capacity, len(self.feature_names)), refcheck=False)
-            self.codes.resize(capacity, refcheck=False)
-        return end
-
-    def finish(self, files: int) -> Dataset:
-        self.features.resize((self.rows, len(self.feature_names)), refcheck=False)
-        values = np.asarray(_label_values(list(self.label_codes)))
-        labels = values[self.codes[: self.rows]]
-        return Dataset(self.features, labels, self.feature_names, self.label_column, files)
+    def finish(self, label_column: str | None, files: int) -> Dataset:
+        values = np.asarray(_label_values(self.labels))
+        labels = values[self.codes]
+        return Dataset(self.features, labels, self.feature_names, label_column, files)
 
 
 def _label_values(labels: list[Any]) -> list[Any]:
@@ -275,20 +339,22 @@ def _csv_batches(path: Path, where: str) -> Batches:
 
 
 def _parse_csv(path: Path, where: str) -> Batches:
+    fifo = path.is_fifo()
     # pa.input_stream decompresses .gz but cannot open a FIFO (it seeks); open() can.
-    with open(path, "rb") if path.is_fifo() else pa.input_stream(str(path)) as source:
+    with open(path, "rb") if fifo else pa.input_stream(str(path)) as source:
         head = _head(source)
         if not head:
             return
-        first_line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
-        columns = len(next(csv.reader([first_line])))
+        columns = len(next(csv.reader(io.StringIO(head.decode("utf-8", errors="replace")))))
         if columns < 2:
             raise InputError(
                 f"{where}, row 1: one column only; {CSV_RULES}, so a row needs at least two."
             )
         names = [f"feature_{i}" for i in range(1, columns)]
+        # A file is opened again by pyarrow, which reads it without Python in the loop; a FIFO
+        # cannot be read twice, so its head is put back in front of the rest of it.
         reader = pcsv.open_csv(
-            _Prepended(head, source),
+            _Prepended(head, source) if fifo else str(path),
             read_options=pcsv.ReadOptions(
                 column_names=[CSV_LABEL, *names], block_size=CSV_BLOCK_BYTES, use_threads=False
             ),
@@ -304,6 +370,16 @@ def _parse_csv(path: Path, where: str) -> Batches:
         for batch in reader:
             yield first_row, batch
             first_row += batch.num_rows
+
+
+def _csv_row_bound(path: Path, where: str) -> int:
+    """The lines of a CSV file: its rows, or more when it has blank lines or quoted newlines."""
+    lines, last = 0, b"\n"
+    with pa.input_stream(str(path)) as source:
+        while chunk := source.read(CSV_BLOCK_BYTES):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
 
 
 def _head(source: BinaryIO) -> bytes:
@@ -360,10 +436,7 @@ def _parquet_batches_reader(label_column: str | None) -> Callable[[Path, str], B
     """Batches of a Parquet file: the label column and every other column as a feature."""
 
     def batches(path: Path, where: str) -> Batches:
-        try:
-            parquet = pq.ParquetFile(path)
-        except (pa.ArrowException, OSError) as e:
-            raise InputError(f"{where}: not a readable Parquet file: {e}") from e
+        parquet = _open_parquet(path, where)
         schema = parquet.schema_arrow
         label = label_column if label_column is not None else schema.names[0]
         if label not in schema.names:
@@ -389,3 +462,15 @@ def _parquet_batches_reader(label_column: str | None) -> Callable[[Path, str], B
             first_row += batch.num_rows
 
     return batches
+
+
+def _parquet_rows(path: Path, where: str) -> int:
+    """The rows of a Parquet file, from its metadata."""
+    return _open_parquet(path, where).metadata.num_rows
+
+
+def _open_parquet(path: Path, where: str) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"{where}: not a readable Parquet file: {e}") from e

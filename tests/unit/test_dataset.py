@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +182,37 @@ def test_label_column_with_csv_fails(channel: Channel) -> None:
 
     with pytest.raises(InputError, match="label_column='y' applies to Parquet files only"):
         read(channel, label_column="y")
+
+
+def test_blank_lines_and_quoted_newlines_leave_no_gap_between_files(channel: Channel) -> None:
+    put(channel, "a.csv", "a,1\n\nb,2\n\n")
+    put(channel, "b.csv", '"c\nd",3\ne,4')
+    put(channel, "c.csv", "f,5\n")
+
+    data = read(channel)
+
+    assert data.labels.tolist() == ["a", "b", "c\nd", "e", "f"]
+    assert data.features[:, 0].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_files_with_different_label_sets_share_one_coding(channel: Channel) -> None:
+    put(channel, "a.csv", "x,1\ny,2\n")
+    put(channel, "b.csv", "z,3\ny,4\n")
+
+    assert read(channel).labels.tolist() == ["x", "y", "z", "y"]
+
+
+def test_a_pipe_mode_fifo_is_read_as_a_stream_that_grows(tmp_path: Path) -> None:
+    fifo = tmp_path / "training_0"
+    os.mkfifo(fifo)
+    text = rows(100_000, features=2, seed=2).encode()
+    writer = threading.Thread(target=fifo.write_bytes, args=(text,))
+    writer.start()
+
+    data = read(Channel("training", fifo, input_mode="Pipe"))
+    writer.join()
+
+    assert data.rows == 100_000
+    assert data.labels[:3].tolist() == [
+        line.split(b",")[0].decode() for line in text.splitlines()[:3]
+    ]
