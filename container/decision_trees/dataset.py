@@ -179,11 +179,17 @@ class _Reader:
         table = self._empty_table(files)
         if table is None:
             return None
+
+        def bound(path: Path) -> int:
+            return self.row_bound(path, self.where(path))
+
+        def read(path: Path, start: int) -> _Part:
+            return self._read(table, path, start, self.batches(path, self.where(path)))
+
         with ThreadPoolExecutor(READERS, thread_name_prefix="read") as pool:
-            bounds = list(pool.map(lambda f: self.row_bound(f, self.where(f)), files))
-            starts = np.cumsum([0, *bounds[:-1]]).tolist()
+            bounds = list(pool.map(bound, files))
             table.allocate(sum(bounds))
-            parts = list(pool.map(lambda f, start: self._read(table, f, start), files, starts))
+            parts = list(pool.map(read, files, np.cumsum([0, *bounds[:-1]]).tolist()))
         table.join(parts)
         return table
 
@@ -195,7 +201,7 @@ class _Reader:
             return None
         table = _Table.of(first[1], self.where(path))
         table.allocate(STREAM_FIRST_ROWS)
-        table.join([self._read(table, path, 0, chain([first], batches))])
+        table.join([self._read(table, path, 0, chain([first], batches), grow=True)])
         return table
 
     def _empty_table(self, files: list[Path]) -> _Table | None:
@@ -205,12 +211,15 @@ class _Reader:
                 return _Table.of(batch, self.where(path))
         return None
 
-    def _read(self, table: _Table, path: Path, start: int, batches: Batches | None = None) -> _Part:
+    def _read(
+        self, table: _Table, path: Path, start: int, batches: Batches, grow: bool = False
+    ) -> _Part:
+        """Write a file's rows into the table from `start`; `grow` the table if it is too small."""
         where = self.where(path)
         part = _Part(start, 0, [])
         codes: dict[Any, int] = {}
         last_report = time.monotonic()
-        for first_row, batch in batches or self.batches(path, where):
+        for first_row, batch in batches:
             table.check_columns(batch, where)
             labels = batch.column(0)
             if labels.null_count:
@@ -225,7 +234,7 @@ class _Reader:
                 start + part.rows,
                 batch.columns[1:],
                 np.array(lookup, dtype=np.int32)[labels.indices.to_numpy()],
-                grow=batches is not None,
+                grow,
             )
             part.rows += batch.num_rows
             if time.monotonic() - last_report >= PROGRESS_SECONDS:
