@@ -56,6 +56,14 @@ CSV_LABEL = "label"
 
 CSV_RULES = "CSV input has no header, the label in the first column and numbers in the others"
 
+try:
+    # pyarrow's default allocator (mimalloc) keeps tens of MiB of the parser's freed memory,
+    # which the fit cannot use; jemalloc, told to, gives it back to the system at once.
+    pa.set_memory_pool(pa.jemalloc_memory_pool())
+    pa.jemalloc_set_decay_ms(0)
+except NotImplementedError:
+    pass
+
 _CONVERSION_ERROR = re.compile(
     r"In CSV column #(\d+): Row #(\d+): CSV conversion error to \w+: invalid value '(.*)'"
 )
