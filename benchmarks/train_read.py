@@ -23,10 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pcsv
-
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "container" / "decision_trees" / "train"
 FEATURES = 20
@@ -50,11 +46,14 @@ print(f"read {len(data)} rows in {time.monotonic() - started:.3f} s")
 """
 
 
-def generate(channel: Path, rows: int, files: int) -> list[Path]:
+def generate(channel: Path, rows: int, files: int) -> None:
     """CSV files of a label (one of 4 classes, from the first features) and 20 features."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
     channel.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    paths = []
     for number, part in enumerate(np.array_split(np.arange(rows), files)):
         values = np.round(rng.random((len(part), FEATURES)), 4)
         classes = (values[:, 0] + values[:, 1] > 1).astype(int) + 2 * (values[:, 2] > 0.5)
@@ -64,8 +63,6 @@ def generate(channel: Path, rows: int, files: int) -> list[Path]:
         pcsv.write_csv(
             pa.table(columns), path, write_options=pcsv.WriteOptions(include_header=False)
         )
-        paths.append(path)
-    return paths
 
 
 def measure(command: list[str], env: dict[str, str]) -> tuple[str, float, float, float]:
@@ -86,11 +83,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=5)
+    parser.add_argument("--generate-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.generate_into:
+        generate(args.generate_into, args.rows, args.files)
+        return
 
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         base = Path(tmp) / "opt_ml"
-        files = generate(base / "input" / "data" / "training", args.rows, args.files)
+        channel = base / "input" / "data" / "training"
+        # In a process of its own: a child's peak RSS counts the parent's memory when forked.
+        generator = [sys.executable, __file__, f"--rows={args.rows}", f"--files={args.files}"]
+        subprocess.run([*generator, f"--generate-into={channel}"], check=True)
+        files = sorted(channel.iterdir())
         (base / "input" / "config").mkdir(parents=True)
         (base / "input" / "config" / "hyperparameters.json").write_text(
             json.dumps({"max_depth": "8"})
