@@ -38,7 +38,9 @@ class Kind(Protocol):
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _range(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:

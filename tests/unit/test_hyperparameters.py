@@ -136,6 +136,8 @@ def test_accepted_values_get_their_real_type_and_scikit_learn_accepts_them(
         ("class_weight", "{'a': 2}", "a JSON object of class to weight > 0"),
         ("class_weight", '{"a": 0}', "weight > 0"),
         ("random_state", "-1", "an integer in [0, 4294967295]"),
+        ("random_state", "1" + "0" * 400, "an integer in [0, 4294967295]"),
+        ("ccp_alpha", "1e400", "a number >= 0.0"),
     ],
 )
 def test_a_bad_value_fails_naming_the_key_the_value_and_what_is_accepted(
