@@ -11,6 +11,9 @@ image itself is tested by the functional and container tiers.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -279,3 +282,23 @@ def test_cleanup_goes_on_past_a_failure_and_then_reports_it(wt: walkthrough.Walk
 
 def wt_url(wt: walkthrough.Walkthrough) -> str:
     return wt.session.sagemaker_client.meta.endpoint_url
+
+
+def test_metric_definitions_scrape_every_metric_train_prints(tmp_path: Path) -> None:
+    """The regexes given to SageMaker find each metric of a real run, with the value it saved."""
+    shutil.copytree(REPO / "local_test" / "test_dir" / "input", tmp_path / "input")
+    run = subprocess.run(
+        [sys.executable, REPO / "container" / "decision_trees" / "train"],
+        env={**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    saved = json.loads((tmp_path / "output" / "data" / "metrics.json").read_text())
+    log = run.stdout + run.stderr
+    scraped = {}
+    for definition in walkthrough.METRIC_DEFINITIONS:
+        [value] = re.findall(definition["Regex"], log)
+        scraped[definition["Name"]] = float(value)
+    assert scraped == pytest.approx(saved, abs=1e-4)
