@@ -1,0 +1,121 @@
+"""The walkthrough runs from a clean state, top to bottom, with the real train and serve."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import nbformat
+import pytest
+import run_notebook
+from conftest import require_tool
+
+NOTEBOOK = run_notebook.NOTEBOOK
+MAX_NOTEBOOK_BYTES = 1_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def text_of(cell: Any) -> str:
+    """Everything a code cell printed."""
+    return "".join(
+        output.get("text", "") or output.get("data", {}).get("text/plain", "")
+        for output in cell.get("outputs", [])
+    )
+
+
+def cell_after(notebook: Any, heading: str, index: int = 0) -> Any:
+    """The index-th code cell after the markdown cell that contains `heading`."""
+    cells = notebook.cells
+    start = next(
+        i for i, c in enumerate(cells) if c.cell_type == "markdown" and heading in c.source
+    )
+    return [c for c in cells[start + 1 :] if c.cell_type == "code"][index]
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The notebook with its outputs cleared, then executed as a reader would, without AWS."""
+    require_tool("nginx")
+    require_tool("curl")
+    port = free_port()
+    environ = {
+        "WALKTHROUGH_PORT": str(port),
+        "WALKTHROUGH_WORK_DIR": str(tmp_path_factory.mktemp("walkthrough")),
+        "WALKTHROUGH_IMAGE": "",
+        "RUN_ON_SAGEMAKER": "",
+    }
+    notebook = run_notebook.run(environ={**os.environ, **environ})
+    notebook.metadata["port"] = port
+    return notebook
+
+
+def test_every_cell_runs_without_an_error(executed: Any) -> None:
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+
+
+def test_training_prints_the_metric_lines(executed: Any) -> None:
+    log = text_of(cell_after(executed, "### Train"))
+    assert "validation:accuracy=" in log
+    assert "exit status: 0" in log
+
+
+def test_csv_and_json_predictions_are_the_expected_labels(executed: Any) -> None:
+    csv = text_of(cell_after(executed, "### Predict"))
+    assert csv.split() == ["setosa", "versicolor", "virginica"]
+    json_answer = text_of(cell_after(executed, "The same rows as JSON"))
+    assert all(label in json_answer for label in csv.split())
+
+
+def test_the_held_out_file_gets_one_prediction_per_row_and_a_high_accuracy(executed: Any) -> None:
+    batch = text_of(cell_after(executed, "### A batch-style prediction"))
+    assert "200 text/csv 30 rows in, 30 predictions out" in batch
+    evaluation = cell_after(executed, "### Evaluate")
+    accuracy = float(text_of(evaluation).split("accuracy on the held-out rows:")[1].split()[0])
+    assert accuracy >= 0.9
+    plots = [
+        o
+        for c in (evaluation, cell_after(executed, "### Evaluate", 1))
+        for o in c.outputs
+        if "image/png" in o.get("data", {})
+    ]
+    assert len(plots) == 2
+
+
+def test_a_bad_request_shows_the_400_and_its_message(executed: Any) -> None:
+    answer = text_of(cell_after(executed, "### A bad request"))
+    assert answer.startswith("400 application/json")
+    assert "row 2" in answer
+
+
+def test_the_server_is_stopped_at_the_end(executed: Any) -> None:
+    assert "server exit status: 0" in text_of(cell_after(executed, "### Stop the server"))
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", executed.metadata["port"]))
+
+
+def test_without_opt_in_each_sagemaker_cell_prints_one_skipped_line(executed: Any) -> None:
+    part3 = next(i for i, c in enumerate(executed.cells) if "## Part 3" in c.source)
+    code = [c for c in executed.cells[part3:] if c.cell_type == "code"]
+    assert len(code) >= 7
+    for cell in code:
+        lines = text_of(cell).splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Skipped: "), cell.source
+
+
+def test_the_committed_notebook_carries_the_outputs_of_one_clean_local_run() -> None:
+    """So that it reads well on GitHub: every cell run once, in order, without errors; small."""
+    assert NOTEBOOK.stat().st_size < MAX_NOTEBOOK_BYTES
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert all(c.outputs for c in code)
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
