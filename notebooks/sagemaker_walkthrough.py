@@ -38,6 +38,9 @@ BUCKET_ENV = "SAGEMAKER_BUCKET"
 ROLE_ENV = "SAGEMAKER_ROLE_ARN"
 """The execution role; not needed inside SageMaker notebooks and Studio, which have their own."""
 
+POLL_ENV = "WALKTHROUGH_POLL_SECONDS"
+"""Optional: seconds between status checks of jobs and endpoints (default 15)."""
+
 INSTANCE_TYPE = "ml.m5.large"
 
 METRIC_DEFINITIONS = [
@@ -76,7 +79,12 @@ class Walkthrough:
         """A session on the default AWS profile and region; image and role from the environment."""
         session = sagemaker.Session(default_bucket=environ.get(BUCKET_ENV) or None)
         role = environ.get(ROLE_ENV) or sagemaker.get_execution_role(session)
-        return cls(session=session, role=role, image_uri=environ[IMAGE_URI_ENV])
+        return cls(
+            session=session,
+            role=role,
+            image_uri=environ[IMAGE_URI_ENV],
+            poll_seconds=float(environ.get(POLL_ENV) or 15),
+        )
 
     @property
     def bucket(self) -> str:
@@ -158,7 +166,13 @@ class Walkthrough:
             accept="text/csv",
             output_path=output,
         )
-        transformer.transform(data, content_type="text/csv", split_type="Line", wait=False)
+        transformer.transform(
+            data,
+            content_type="text/csv",
+            split_type="Line",
+            job_name=name_from_base(f"{self.prefix}-transform"),
+            wait=False,
+        )
         job = transformer.latest_transform_job.name
         self.session.wait_for_transform_job(job, poll=self.poll_seconds)
         return output

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from typing import Any
 
+import boto3
+import moto_sagemaker
 import nbformat
 import pytest
 import run_notebook
@@ -119,3 +122,83 @@ def test_the_committed_notebook_carries_the_outputs_of_one_clean_local_run() -> 
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
     assert all(c.outputs for c in code)
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+
+
+def fake_transform_output(moto_url: str, stop: threading.Event) -> None:
+    """Play the platform's part that moto does not: write each transform job's output file."""
+    session = boto3.Session("testing", "testing", region_name="us-east-1")
+    sagemaker = session.client("sagemaker", endpoint_url=moto_url)
+    s3 = session.client("s3", endpoint_url=moto_url)
+    done: set[str] = set()
+    while not stop.wait(0.05):
+        for job in sagemaker.list_transform_jobs()["TransformJobSummaries"]:
+            name = job["TransformJobName"]
+            if name in done:
+                continue
+            described = sagemaker.describe_transform_job(TransformJobName=name)
+            source = described["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+            bucket, key = source.removeprefix("s3://").split("/", 1)
+            rows = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+            output = described["TransformOutput"]["S3OutputPath"].removeprefix(f"s3://{bucket}/")
+            body = "".join("setosa\n" for _ in rows)
+            s3.put_object(Bucket=bucket, Key=f"{output}/{key.rsplit('/', 1)[1]}.out", Body=body)
+            done.add(name)
+
+
+@pytest.fixture(scope="module")
+def executed_on_moto(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, Any]]:
+    """The notebook executed with Part 3 opted in, against moto; and what moto holds afterwards."""
+    require_tool("nginx")
+    require_tool("curl")
+    with moto_sagemaker.server() as url:
+        environ = {k: v for k, v in os.environ.items() if k not in moto_sagemaker.UNSET}
+        environ |= moto_sagemaker.environment(url, tmp_path_factory.mktemp("aws"))
+        environ |= {
+            "WALKTHROUGH_PORT": str(free_port()),
+            "WALKTHROUGH_WORK_DIR": str(tmp_path_factory.mktemp("walkthrough")),
+            "WALKTHROUGH_IMAGE": "",
+            "WALKTHROUGH_POLL_SECONDS": "1",
+        }
+        stop = threading.Event()
+        platform = threading.Thread(target=fake_transform_output, args=(url, stop))
+        platform.start()
+        try:
+            notebook = run_notebook.run(environ=environ)
+        finally:
+            stop.set()
+            platform.join()
+        client = boto3.client(
+            "sagemaker",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        left = {
+            "endpoints": client.list_endpoints()["Endpoints"],
+            "configs": client.list_endpoint_configs()["EndpointConfigs"],
+            "models": client.list_models()["Models"],
+            "training": [
+                client.describe_training_job(TrainingJobName=job["TrainingJobName"])
+                for job in client.list_training_jobs()["TrainingJobSummaries"]
+            ],
+        }
+    return notebook, left
+
+
+def test_opted_in_the_sagemaker_cells_run_and_leave_nothing_behind(
+    executed_on_moto: tuple[Any, dict[str, Any]],
+) -> None:
+    """Part 3's cells, run against moto: every step runs, and clean-up deletes all it made."""
+    notebook, left = executed_on_moto
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert "Skipped" not in "".join(text_of(c) for c in code)
+    assert "batch accuracy:" in text_of(cell_after(notebook, "### Batch transform"))
+    assert "'leaves-3': 50" in text_of(cell_after(notebook, "### A/B test", 1))
+    cleanup = text_of(cell_after(notebook, "### Clean up")).splitlines()
+    # moto's endpoint makes botocore log "Found endpoint for s3"; only the deleted lines count.
+    assert len([line for line in cleanup if line.startswith("deleted ")]) == 7
+    assert left["endpoints"] == left["configs"] == left["models"] == []
+    leaves = sorted(job["HyperParameters"]["max_leaf_nodes"] for job in left["training"])
+    assert leaves == ["3", "5"]

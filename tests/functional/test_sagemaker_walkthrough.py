@@ -1,11 +1,9 @@
-"""Part 3 of the notebook, the same calls the notebook makes, against moto's SageMaker on loopback.
+"""Part 3 of the notebook: the functions its cells call, against moto's SageMaker on loopback.
 
-moto answers every API call the walkthrough makes (S3 upload, CreateTrainingJob, CreateModel,
+moto answers every call the walkthrough makes (S3 upload, CreateTrainingJob, CreateModel,
 CreateEndpointConfig with two variants, CreateEndpoint, InvokeEndpoint, CreateTransformJob,
-UpdateEndpointWeightsAndCapacities, the Delete calls) but runs no container: jobs complete at once
-without artifacts or metrics, InvokeEndpoint answers what the test queues, and a transform job
-writes no output. So these tests catch SDK and API drift in the calls and their parameters; the
-image itself is tested by the functional and container tiers.
+UpdateEndpointWeightsAndCapacities, the Delete calls), so these tests catch SDK and API drift in the
+calls and their parameters. The image itself is tested by the functional and container tiers.
 """
 
 from __future__ import annotations
@@ -14,81 +12,37 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import moto_sagemaker
 import pytest
 import sagemaker_walkthrough as walkthrough
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "local_test" / "test_dir" / "input" / "data"
-IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/decision-trees:1"
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
-BUCKET = "walkthrough-test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+IMAGE_URI, ROLE, BUCKET = moto_sagemaker.IMAGE_URI, moto_sagemaker.ROLE, moto_sagemaker.BUCKET
 
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    """moto's server on a free loopback port, ready to answer."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto's server did not start") from None
-                time.sleep(0.1)
+    with moto_sagemaker.server() as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
-    """Fake credentials, every AWS endpoint on moto, and any other HTTPS request refused locally."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Every AWS call of this process on a freshly reset moto, with Part 3 opted in."""
+    for name in moto_sagemaker.UNSET:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    # The SDK sends telemetry to AWS on its own; a proxy that refuses keeps the test on loopback.
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    monkeypatch.setenv(walkthrough.OPT_IN_ENV, "1")
-    monkeypatch.setenv(walkthrough.IMAGE_URI_ENV, IMAGE_URI)
-    monkeypatch.setenv(walkthrough.ROLE_ENV, ROLE)
-    monkeypatch.setenv(walkthrough.BUCKET_ENV, BUCKET)
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"))
-    yield moto_url
+    for name, value in moto_sagemaker.environment(moto_url, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    moto_sagemaker.reset(moto_url)
+    return moto_url
 
 
 @pytest.fixture
@@ -112,20 +66,6 @@ def sent(wt: walkthrough.Walkthrough) -> dict[str, list[dict[str, Any]]]:
 
     wt.session.sagemaker_client.meta.events.register("provide-client-params.sagemaker", record)
     return requests
-
-
-def queue_endpoint_answers(moto_url: str, bodies: list[str]) -> None:
-    """What moto's InvokeEndpoint answers next, one body per distinct request."""
-    results = [
-        {"Body": body, "ContentType": "text/csv", "InvokedProductionVariant": "AllTraffic"}
-        for body in bodies
-    ]
-    request = urllib.request.Request(
-        f"{moto_url}/moto-api/static/sagemaker/endpoint-results",
-        data=json.dumps({"results": results}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    urllib.request.urlopen(request).close()
 
 
 def test_part3_is_skipped_without_opt_in_credentials_or_image(
@@ -182,7 +122,7 @@ def test_endpoint_serves_the_model_with_csv_in_and_out(wt: walkthrough.Walkthrou
     estimator = wt.train({"training": wt.upload(DATA / "training", "training")}, {})
     model = wt.create_model(estimator, "leaves-5")
     predictor = wt.deploy(model)
-    queue_endpoint_answers(wt_url(wt), ["setosa\nvirginica\n"])
+    moto_sagemaker.queue_endpoint_answers(wt_url(wt), ["setosa\nvirginica\n"])
 
     assert predictor.predict([[5.1, 3.5, 1.4, 0.2], [7.7, 3.8, 6.7, 2.2]]) == [
         ["setosa"],
@@ -236,7 +176,7 @@ def test_two_variants_start_at_90_10_and_the_weights_shift_in_place(
     } == {"leaves-5": (model_a.name, 90), "leaves-3": (model_b.name, 10)}
     assert wt.weights(endpoint) == {"leaves-5": 90, "leaves-3": 10}
 
-    queue_endpoint_answers(wt_url(wt), ["setosa\n"])
+    moto_sagemaker.queue_endpoint_answers(wt_url(wt), ["setosa\n"])
     assert sum(wt.invoked_variants(endpoint, "5.1,3.5,1.4,0.2\n", 3).values()) == 3
 
     assert wt.set_weights(endpoint, {"leaves-5": 50, "leaves-3": 50}) == {
