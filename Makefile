@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' .ci/run 2>/dev/null || find . -name '*.sh' -not -path './.venv/*')
 
-.PHONY: help demo test lint unit functional container bench train-local notebook clean
+.PHONY: help demo test lint unit functional container bench train-local clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,15 +43,16 @@ unit: $(VENV)/.dev ## Unit tests
 functional: $(VENV)/.dev ## Functional tests: the real programs as processes
 	$(PYTEST) tests/functional
 
+.PHONY: notebook
+notebook: $(VENV)/.dev ## Re-run the walkthrough notebook locally and save its outputs in place
+	scripts/install-system-packages.sh demo
+	$(BIN)/python notebooks/run_notebook.py
+
 container: $(VENV)/.dev ## Container tests: the real image on a real Docker engine
 	$(PYTEST) tests/container
 
 bench: $(VENV)/.dev ## Benchmarks (prints tables; asserts nothing)
 	$(BIN)/python benchmarks/train_read.py
-
-notebook: $(VENV)/.dev ## Re-run the walkthrough notebook locally and save its outputs in place
-	scripts/install-system-packages.sh demo
-	$(BIN)/python notebooks/run_notebook.py
 
 train-local: $(VENV)/.runtime ## Train natively on local_test/test_dir
 	local_test/train_local.sh
