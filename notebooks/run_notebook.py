@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).with_name("scikit_bring_your_own.ipynb")
@@ -32,10 +34,15 @@ def run(
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
+    # Only ipykernel's own spec, so the kernel is this interpreter, not a "python3" kernel that a
+    # user's Jupyter set-up may point at another Python.
+    kernel = KernelManager(
+        kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[])
+    )
     NotebookClient(
         notebook,
+        km=kernel,
         timeout=timeout,
-        kernel_name="python3",
         record_timing=False,
         resources={"metadata": {"path": str(path.parent)}},
     ).execute(env=dict(environ))
