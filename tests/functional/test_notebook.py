@@ -122,6 +122,9 @@ def test_the_committed_notebook_carries_the_outputs_of_one_clean_local_run() -> 
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
     assert all(c.outputs for c in code)
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    part3 = next(i for i, c in enumerate(notebook.cells) if "## Part 3" in c.source)
+    sagemaker_cells = [c for c in notebook.cells[part3:] if c.cell_type == "code"]
+    assert all(text_of(c).startswith("Skipped: ") for c in sagemaker_cells), "no AWS output"
 
 
 def fake_transform_output(moto_url: str, stop: threading.Event) -> None:
