@@ -135,4 +135,9 @@ def _gevent_threadpool() -> Any:
         from gevent import get_hub, monkey
     except ImportError:
         return None
-    return get_hub().threadpool if monkey.is_module_patched("threading") else None
+    if not monkey.is_module_patched("threading"):
+        return None
+    threadpool = get_hub().threadpool
+    # One request at a time per worker: the work is CPU-bound and there is a worker per CPU.
+    threadpool.maxsize = 1
+    return threadpool

@@ -4,7 +4,7 @@ This is the one module to change to serve another model. Each function is called
 in app.py, which does the rest of SageMaker's contract (content types, errors, sizes, /ping):
 
     load_model(model_dir)        once, in the gunicorn master before the workers fork
-    to_matrix(model, rows)       rows: a 2-D float64 array decoded from CSV, JSON, JSON Lines or NPY
+    to_matrix(model, rows)       rows: a 2-D float array decoded from CSV, JSON, JSON Lines or NPY
     predict(model, matrix)       the predictions, one per row
     to_records(model, predicted) one JSON-able value per row; CSV writes one line per record
 
@@ -70,9 +70,9 @@ def to_matrix(model: Model, rows: np.ndarray) -> np.ndarray:
     if rows.shape[1] != model.n_features:
         raise InputError(f"row 1: expected {model.n_features} features, got {rows.shape[1]}")
     matrix = np.ascontiguousarray(rows, dtype=np.float32)
-    finite = np.isfinite(matrix)
-    if not finite.all():
-        row, column = np.argwhere(~finite)[0]
+    # A float64 sum of float32 values cannot overflow, so it is finite unless a value is not.
+    if not np.isfinite(matrix.sum(dtype=np.float64)):
+        row, column = np.argwhere(~np.isfinite(matrix))[0]
         raise InputError(f"row {row + 1}: feature {column + 1} is {rows[row, column]}, not finite")
     return matrix
 
