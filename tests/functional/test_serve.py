@@ -36,18 +36,22 @@ def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start(base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="2")
-    running.wait_ready()
-    yield running
-    assert running.stop() == 0, running.output
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        assert running.stop() == 0, running.output
 
 
 @pytest.fixture
 def own_server(base_dir: Path, tmp_path: Path) -> Iterator[Server]:
     """A server a test may break."""
     running = start(base_dir, tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="2")
-    running.wait_ready()
-    yield running
-    running.stop()
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
 
 
 def test_it_listens_on_sagemaker_bind_to_port_and_answers_ping(server: Server) -> None:
