@@ -9,6 +9,7 @@ checks against scikit-learn.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import zipfile
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 ESTIMATOR = "sklearn.tree._classes.DecisionTreeClassifier"
+SMALL_BATCH = 8
 
 
 class TreeFileError(ValueError):
@@ -43,7 +45,10 @@ class DecisionTree:
         """The class index for each row of a float32, C-ordered (rows, n_features) matrix.
 
         Like scikit-learn, a row goes left when its float32 value <= the float64 threshold.
+        A few rows walk the tree in Python: numpy's per-call overhead would cost more than the walk.
         """
+        if len(matrix) <= SMALL_BATCH:
+            return np.array([self._walk(row) for row in matrix.tolist()], dtype=np.intp)
         flat = matrix.ravel()
         row_start = np.arange(0, flat.size, self.n_features)
         node = np.zeros(len(matrix), dtype=np.intp)
@@ -51,6 +56,26 @@ class DecisionTree:
             goes_left = flat.take(row_start + self.feature.take(node)) <= self.threshold.take(node)
             node = np.where(goes_left, self.left.take(node), self.right.take(node))
         return self.leaf_class.take(node)
+
+    def _walk(self, row: list[float]) -> int:
+        left, right, feature, threshold = self._lists
+        node = 0
+        for _ in range(self.depth):
+            node = left[node] if row[feature[node]] <= threshold[node] else right[node]
+        return self._leaf_class_list[node]
+
+    @functools.cached_property
+    def _lists(self) -> tuple[list[int], list[int], list[int], list[float]]:
+        return (
+            self.left.tolist(),
+            self.right.tolist(),
+            self.feature.tolist(),
+            self.threshold.tolist(),
+        )
+
+    @functools.cached_property
+    def _leaf_class_list(self) -> list[int]:
+        return self.leaf_class.tolist()
 
 
 def read(path: Path) -> DecisionTree:

@@ -35,4 +35,7 @@ def _load() -> predictor.Model:
     return loaded
 
 
-app = create_app(_load(), resolved)
+try:
+    app = create_app(_load(), resolved)
+except ValueError as e:
+    raise SystemExit(f"serve: {e}") from None

@@ -23,7 +23,7 @@ def test_predictions_equal_scikit_learn(tmp_path: Path, hyperparameters: dict) -
     fitted = tree.read(tmp_path / "model.skops")
     rng = np.random.default_rng(0)
     random_rows = rng.uniform(0, 8, size=(20_000, 4)).astype(np.float32)
-    for matrix in (features, random_rows, features[:1]):
+    for matrix in (features, random_rows, features[:1], random_rows[:8]):
         labels = np.array(fitted.classes, dtype=object)[fitted.predict(matrix)]
         assert (labels == estimator.predict(matrix)).all()
 
