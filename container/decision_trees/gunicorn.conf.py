@@ -1,7 +1,6 @@
 """gunicorn's settings, all derived from settings.py (`gunicorn --print-config` shows them)."""
 
 import gc
-import json
 import logging
 from pathlib import Path
 
@@ -32,6 +31,6 @@ proc_name = "decision-trees"
 
 
 def when_ready(server: object) -> None:
-    """Log the resolved settings; freeze the preloaded heap so forked workers keep sharing it."""
-    logging.getLogger("decision_trees").info("settings %s", json.dumps(resolved.as_dict()))
+    """Freeze the preloaded heap, so that the garbage collector of a forked worker never writes to
+    its pages, which stay shared with the master and the other workers."""
     gc.freeze()
