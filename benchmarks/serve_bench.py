@@ -214,9 +214,9 @@ def measure(start: Callable, base: Path, workers: int, seconds: int, data: dict[
         results["1,000 rows c4 rows/s"] = thousand.requests_per_second * 1000
         results["100,000 rows c4 rows/s"] = big.requests_per_second * 100_000
         results["PSS MiB"] = pss_mb([pid for p in processes for pid in tree(p.pid)])
+        script = str(data["6mb"].parent / "post.lua")
         load = subprocess.Popen(
-            ["wrk", "-t2", "-c4", f"-d{seconds + 2}s", "-s", str(data["6mb"].parent / "post.lua")]
-            + [f"{url}/invocations"],
+            ["wrk", "-t2", "-c4", f"-d{seconds + 2}s", "-s", script, f"{url}/invocations"],
             env={**os.environ, "BENCH_BODY": str(data["6mb"])},
             stdout=subprocess.DEVNULL,
         )

@@ -1,4 +1,4 @@
-"""The classic SageMaker sample's predictor, kept only as the benchmark's reference; not the product.
+"""The classic SageMaker sample's predictor, kept only as the benchmark's reference.
 
 As in that sample: the model is loaded lazily by the first request of each worker, and every request
 goes pandas.read_csv -> estimator.predict -> DataFrame.to_csv.

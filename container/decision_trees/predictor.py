@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tree
 
+import tree
 from model import METADATA_FILE, MODEL_FILE, ModelError
 
 

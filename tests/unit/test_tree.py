@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io
-import tree
 from iris_model import fit_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
+
+import tree
 
 
 @pytest.mark.parametrize(
