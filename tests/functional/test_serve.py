@@ -12,9 +12,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import skops.io
 from iris_model import save_iris_model
 from serving import ROOT, Server, children, start, wait_for
+
+from model import TRUSTED_TYPES
+from training_job import Job
 
 PAYLOAD = (ROOT / "local_test" / "payload.csv").read_bytes()
 ROW = b"5.1,3.5,1.4,0.2\n"
@@ -273,3 +278,24 @@ def test_a_missing_model_makes_serve_exit_non_zero_saying_so(tmp_path: Path) -> 
     assert failing.process.wait(60) != 0
     assert "no model" in failing.output
     assert "train a model first" in failing.output
+
+
+def test_serve_predicts_what_scikit_learn_predicts_with_the_model_train_saves(
+    tmp_path: Path,
+) -> None:
+    job = Job(tmp_path / "opt_ml").iris()
+    job.hyperparameters({"max_depth": "3"})
+    trained = job.run()
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    served = start(job.base, tmp_path)
+    try:
+        served.wait_ready()
+        status, _, body = served.request(
+            "POST", "/invocations", PAYLOAD, {"Content-Type": "text/csv"}
+        )
+    finally:
+        served.stop()
+    assert status == 200
+    estimator = skops.io.load(job.model_dir / "model.skops", trusted=TRUSTED_TYPES)
+    rows = np.loadtxt(PAYLOAD.decode().splitlines(), delimiter=",", dtype=np.float32, ndmin=2)
+    assert body.decode().splitlines() == [str(label) for label in estimator.predict(rows)]
