@@ -45,7 +45,7 @@ def run(
         timeout=timeout,
         record_timing=False,
         resources={"metadata": {"path": str(path.parent)}},
-    ).execute(env=dict(environ))
+    ).execute(env=dict(environ), cleanup_kc=True)  # shut the kernel down, though not created here
     return notebook
 
 
