@@ -32,10 +32,11 @@ test: ## Install everything the tests need, then lint and run every test tier
 	$(MAKE) --no-print-directory $(VENV)/.dev
 	$(MAKE) --no-print-directory lint unit functional container
 
-lint: $(VENV)/.dev ## ruff, shellcheck
+lint: $(VENV)/.dev ## ruff, shellcheck, hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	shellcheck $(SHELL_SCRIPTS)
+	$(BIN)/hadolint container/Dockerfile
 
 unit: $(VENV)/.dev ## Unit tests
 	$(PYTEST) tests/unit

@@ -1,0 +1,72 @@
+"""The container tier's engine and image: one private dockerd and one image build per session."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import IN_CI, require_tool
+
+from .base_image import ensure_base_image
+from .engine import Engine, EngineError
+
+REPO = Path(__file__).resolve().parents[2]
+CONTEXT = REPO / "container"
+DOCKERFILE = CONTEXT / "Dockerfile"
+IMAGE = "decision-trees:container-tests"
+
+
+def unavailable(message: str) -> None:
+    """Skip on a laptop; fail under CI, which must be able to run every tier."""
+    if IN_CI:
+        pytest.fail(f"{message} (CI must run the container tier)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """A private Docker engine; stopped, and its folder removed, at the end of the session."""
+    dockerd = require_tool("dockerd")
+    require_tool("debootstrap")
+    if os.geteuid() != 0:
+        unavailable("the container tier starts its own dockerd and runs debootstrap: it needs root")
+    started = Engine(dockerd)
+    try:
+        started.start()
+    except EngineError as error:
+        unavailable(f"the Docker engine did not start: {error}")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="session")
+def image(engine: Engine) -> str:
+    """The template's image, built once per session from container/ on the locally made base."""
+    begin = time.monotonic()
+    ensure_base_image(engine, DOCKERFILE)
+    based = time.monotonic()
+    engine.run("build", "--platform", "linux/amd64", "--tag", IMAGE, str(CONTEXT), timeout=1800)
+    built = time.monotonic()
+    size = int(engine.run("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout)
+    print(
+        f"\nbase image ready in {based - begin:.0f} s; {IMAGE} built in {built - based:.0f} s, "
+        f"{size / 1e6:.0f} MB"
+    )
+    return IMAGE
+
+
+@pytest.fixture(scope="session")
+def docker_env(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment for scripts that call `docker`: this engine's socket, its client first."""
+    bin_dir = tmp_path_factory.mktemp("docker-bin")
+    (bin_dir / "docker").symlink_to(engine.client)
+    return {
+        **os.environ,
+        **engine.env(),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
