@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONTEXT = REPO / "container"
 DOCKERFILE = CONTEXT / "Dockerfile"
 IMAGE = "decision-trees:container-tests"
+TEST_DIR = REPO / "local_test" / "test_dir"
 
 
 def unavailable(message: str) -> None:
@@ -70,3 +74,32 @@ def docker_env(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> dict
         **engine.env(),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+
+
+def training_case(folder: Path, hyperparameters: dict[str, str] | None = None) -> Path:
+    """A fresh /opt/ml holding a copy of local_test/test_dir's input (and other hyperparameters)."""
+    shutil.copytree(TEST_DIR / "input", folder / "input")
+    if hyperparameters is not None:
+        config = folder / "input" / "config" / "hyperparameters.json"
+        config.write_text(json.dumps(hyperparameters))
+    return folder
+
+
+def run_training(engine: Engine, image: str, case: Path) -> subprocess.CompletedProcess[str]:
+    """`docker run -v CASE:/opt/ml IMAGE train`, the input read-only as SageMaker may mount it."""
+    return engine.run(
+        "run", "--rm",
+        f"--volume={case}:/opt/ml",
+        f"--volume={case / 'input'}:/opt/ml/input:ro",
+        image, "train",
+        check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def model_dir(engine: Engine, image: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained by the image on local_test/test_dir."""
+    case = training_case(tmp_path_factory.mktemp("trained"))
+    result = run_training(engine, image, case)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return case / "model"
