@@ -244,5 +244,8 @@ def ensure_base_image(engine: Engine, dockerfile: Path) -> str:
     tarball = cache_dir() / f"{suite}-minbase-{cache_key(suite, mirror, ca_files)}.tar"
     if not tarball.is_file():
         build_tarball(suite, mirror, ca_files, tarball)
+        for stale in tarball.parent.glob(f"{suite}-minbase-*.tar"):
+            if stale != tarball:
+                stale.unlink()
     engine.run("import", "--change", 'CMD ["bash"]', str(tarball), name)
     return name
