@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engine import Engine
+from .engine import Engine, with_sbin
 
 RECIPE_VERSION = "2"
 """Bump when the recipe below changes, so that cached tarballs are rebuilt."""
@@ -227,7 +227,8 @@ def build_tarball(suite: str, mirror: str, ca_files: list[Path], tarball: Path) 
 
 def run(command: list[str]) -> None:
     """Run a setup command; on failure raise with the end of its output."""
-    result = subprocess.run(command, capture_output=True, text=True)
+    env = {**os.environ, "PATH": with_sbin(os.environ.get("PATH", ""))}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         output = (result.stdout + result.stderr)[-4000:]
         raise RuntimeError(f"{' '.join(command)} exited with {result.returncode}:\n{output}")

@@ -6,15 +6,14 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, require_tool
+from conftest import IN_CI
 
 from .base_image import ensure_base_image
-from .engine import Engine, EngineError
+from .engine import Engine, EngineError, with_sbin
 
 REPO = Path(__file__).resolve().parents[2]
 CONTEXT = REPO / "container"
@@ -30,11 +29,19 @@ def unavailable(message: str) -> None:
     pytest.skip(message)
 
 
+def system_tool(name: str) -> str:
+    """A tool from Debian's packages, also when its sbin folder is not on PATH."""
+    found = shutil.which(name, path=with_sbin(os.environ.get("PATH", "")))
+    if found is None:
+        unavailable(f"{name} is not installed (make test installs it)")
+    return str(found)
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     """A private Docker engine; stopped, and its folder removed, at the end of the session."""
-    dockerd = require_tool("dockerd")
-    require_tool("debootstrap")
+    dockerd = system_tool("dockerd")
+    system_tool("debootstrap")
     if os.geteuid() != 0:
         unavailable("the container tier starts its own dockerd and runs debootstrap: it needs root")
     started = Engine(dockerd)
@@ -51,16 +58,8 @@ def engine() -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def image(engine: Engine) -> str:
     """The template's image, built once per session from container/ on the locally made base."""
-    begin = time.monotonic()
     ensure_base_image(engine, DOCKERFILE)
-    based = time.monotonic()
     engine.run("build", "--platform", "linux/amd64", "--tag", IMAGE, str(CONTEXT), timeout=1800)
-    built = time.monotonic()
-    size = int(engine.run("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout)
-    print(
-        f"\nbase image ready in {based - begin:.0f} s; {IMAGE} built in {built - based:.0f} s, "
-        f"{size / 1e6:.0f} MB"
-    )
     return IMAGE
 
 

@@ -7,6 +7,7 @@ daemon.json, so it neither sees nor touches another engine's images and containe
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,13 @@ from pathlib import Path
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def with_sbin(path: str) -> str:
+    """PATH plus the sbin folders, where dockerd, debootstrap and the tools they call live."""
+    folders = path.split(os.pathsep) if path else []
+    return os.pathsep.join([*folders, *(folder for folder in SBIN if folder not in folders)])
 
 
 class EngineError(RuntimeError):
@@ -62,6 +70,7 @@ class Engine:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, "PATH": with_sbin(os.environ.get("PATH", ""))},
                 start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_S
