@@ -14,4 +14,4 @@ echo
 echo "virtual environment (MiB): largest packages, then bytecode (__pycache__) in all of it"
 docker run --rm --entrypoint sh "$image" -c '
   du -sm /opt/venv/lib/python3*/site-packages/* | sort -rn | head -8
-  find /opt/venv -type d -name __pycache__ -prune -exec du -sm {} + | awk "{ s += \$1 } END { print s \"\tbytecode\" }"'
+  find /opt/venv -type d -name __pycache__ -prune -exec du -sk {} + | awk "{ s += \$1 } END { print int(s / 1024) \"\tbytecode\" }"'

@@ -40,6 +40,13 @@ SLIM_EXCLUDES = (
 )
 SLIM_INCLUDES = ("/usr/share/doc/*/copyright",)
 
+# The configuration debian:*-slim has; `docker import` sets none, and a Dockerfile that extends PATH
+# with ${PATH} would otherwise lose the system folders.
+IMAGE_CONFIG = (
+    "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "--change", 'CMD ["bash"]',
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class AptSource:
@@ -248,5 +255,5 @@ def ensure_base_image(engine: Engine, dockerfile: Path) -> str:
         for stale in tarball.parent.glob(f"{suite}-minbase-*.tar"):
             if stale != tarball:
                 stale.unlink()
-    engine.run("import", "--change", 'CMD ["bash"]', str(tarball), name)
+    engine.run("import", *IMAGE_CONFIG, str(tarball), name)
     return name

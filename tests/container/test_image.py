@@ -45,10 +45,23 @@ def test_train_and_serve_are_programs_on_path_without_a_shell_entrypoint(
     assert modes == ["755", "755"]
 
 
+def image_env(config: dict[str, Any]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in config["Env"])
+
+
 def test_python_runs_unbuffered_without_writing_bytecode(config: dict[str, Any]) -> None:
-    env = dict(item.split("=", 1) for item in config["Env"])
+    env = image_env(config)
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+
+
+def test_path_puts_the_programs_and_the_environment_before_the_system(
+    config: dict[str, Any],
+) -> None:
+    folders = image_env(config)["PATH"].split(":")
+    assert folders[:2] == ["/opt/program", "/opt/venv/bin"]
+    assert "/usr/bin" in folders
+    assert "/usr/sbin" in folders
 
 
 def test_no_installer_compiler_or_cache_in_the_final_image(engine: Engine, image: str) -> None:
