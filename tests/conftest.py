@@ -1,4 +1,4 @@
-"""Shared fixtures. A test that needs a tool skips without it on a laptop, but fails under CI=true."""
+"""Shared fixtures. A test needing a tool skips without it on a laptop, but fails under CI=true."""
 
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ class Paths:
 
     @property
     def resource_configs(self) -> tuple[Path, Path]:
-        """resourceconfig.json as real jobs name it, then resourceConfig.json as older samples do."""
+        """resourceconfig.json as real jobs name it, then resourceConfig.json as old samples do."""
         return (
             self.input_config / "resourceconfig.json",
             self.input_config / "resourceConfig.json",
@@ -55,9 +55,13 @@ class Paths:
         """The directory of one channel in File and FastFile mode."""
         return self.input_data / name
 
+    def pipe(self, name: str, epoch: int = 0) -> Path:
+        """The FIFO of one channel's epoch in Pipe mode."""
+        return self.input_data / f"{name}_{epoch}"
+
     @property
     def model(self) -> Path:
-        """Model artifacts: packed into model.tar.gz after training, unpacked here before serving."""
+        """Model artifacts: packed into model.tar.gz after training, unpacked here to serve."""
         return self.base / "model"
 
     @property

@@ -13,11 +13,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import skops.io
 import sklearn
+import skops.io
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
+
+STAGING_PREFIX = ".staging-"
 
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 """The only type beyond skops' defaults that a fitted decision tree needs."""
@@ -34,17 +36,27 @@ def save(estimator: Any, model_dir: Path, metadata: dict[str, Any]) -> None:
     something that looks like a model.
     """
     model_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
     try:
         skops.io.dump(estimator, staging / MODEL_FILE)
         metadata = {"sklearn_version": sklearn.__version__, **metadata}
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+        # Until the new metadata is in place, no metadata means no model (see discard_partial).
+        (model_dir / METADATA_FILE).unlink(missing_ok=True)
         for name in (MODEL_FILE, METADATA_FILE):
             with open(staging / name, "rb") as f:
                 os.fsync(f.fileno())
-            os.replace(staging / name, model_dir / name)
+            (staging / name).replace(model_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def discard_partial(model_dir: Path) -> None:
+    """Remove what a save killed half-way leaves: staging folders, a model file without metadata."""
+    for staging in model_dir.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(staging, ignore_errors=True)
+    if not (model_dir / METADATA_FILE).exists():
+        (model_dir / MODEL_FILE).unlink(missing_ok=True)
 
 
 def load(model_dir: Path) -> tuple[Any, dict[str, Any]]:

@@ -1,0 +1,118 @@
+"""Who trains (resourceconfig.json) and which channels exist (inputdataconfig.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import channels
+import hosts
+from environment import Paths
+from failure import InputError
+
+
+def write(paths: Paths, name: str, content: object) -> None:
+    paths.input_config.mkdir(parents=True, exist_ok=True)
+    (paths.input_config / name).write_text(json.dumps(content))
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Paths:
+    return Paths(tmp_path)
+
+
+def test_without_a_resource_file_there_is_one_host_and_it_leads(paths: Paths) -> None:
+    cluster = hosts.read(paths)
+
+    assert cluster.hosts == ("algo-1",)
+    assert cluster.is_leader
+
+
+@pytest.mark.parametrize("name", ["resourceconfig.json", "resourceConfig.json"])
+def test_the_leader_is_the_first_host_sorted_as_text(paths: Paths, name: str) -> None:
+    write(paths, name, {"current_host": "algo-2", "hosts": ["algo-2", "algo-10"]})
+
+    cluster = hosts.read(paths)
+
+    assert cluster.leader == "algo-10"
+    assert not cluster.is_leader
+
+
+def test_local_mode_and_studio_forms_are_read(paths: Paths) -> None:
+    write(
+        paths,
+        "resourceconfig.json",
+        {
+            "current_host": "sagemaker-local",
+            "hosts": ["sagemaker-local"],
+            "current_instance_type": "local",
+        },
+    )
+
+    assert hosts.read(paths).is_leader
+
+
+def test_a_current_host_outside_the_hosts_fails(paths: Paths) -> None:
+    write(paths, "resourceconfig.json", {"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]})
+
+    with pytest.raises(InputError, match="algo-3"):
+        hosts.read(paths)
+
+
+def test_channels_come_from_inputdataconfig_with_defaults_for_missing_keys(paths: Paths) -> None:
+    write(
+        paths,
+        "inputdataconfig.json",
+        {
+            "training": {"TrainingInputMode": "File"},
+            "validation": {
+                "ContentType": "text/csv",
+                "TrainingInputMode": "Pipe",
+                "S3DistributionType": "ShardedByS3Key",
+            },
+        },
+    )
+
+    found = channels.read(paths)
+
+    assert found["training"] == channels.Channel("training", paths.input_data / "training")
+    validation = found["validation"]
+    assert validation.path == paths.input_data / "validation_0"
+    assert validation.pipe
+    assert validation.sharded
+    assert validation.content_type == "text/csv"
+
+
+def test_without_inputdataconfig_the_directories_are_the_channels_but_not_manifests(
+    paths: Paths,
+) -> None:
+    for name in ("training", "validation", "extra-manifest"):
+        (paths.input_data / name).mkdir(parents=True)
+    (paths.input_data / "training-manifest").write_text("[]")
+
+    assert sorted(channels.read(paths)) == ["training", "validation"]
+
+
+def test_train_is_accepted_as_the_training_channel(paths: Paths) -> None:
+    (paths.input_data / "train").mkdir(parents=True)
+
+    training, validation = channels.training_and_validation(channels.read(paths))
+
+    assert training.name == "train"
+    assert validation is None
+
+
+def test_without_a_training_channel_the_error_lists_the_channels_found(paths: Paths) -> None:
+    (paths.input_data / "data").mkdir(parents=True)
+
+    with pytest.raises(InputError, match=r'no "training" channel \(channels found: "data"\)'):
+        channels.training_and_validation(channels.read(paths))
+
+
+def test_a_configured_channel_without_data_fails(paths: Paths) -> None:
+    write(paths, "inputdataconfig.json", {"training": {}})
+
+    with pytest.raises(InputError, match='Channel "training" has no data'):
+        channels.training_and_validation(channels.read(paths))
