@@ -48,6 +48,7 @@ def engine() -> Iterator[Engine]:
     try:
         started.start()
     except EngineError as error:
+        started.stop()
         unavailable(f"the Docker engine did not start: {error}")
     try:
         yield started

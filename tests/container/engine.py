@@ -18,6 +18,8 @@ from pathlib import Path
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+DATA_ROOT_SIZE = "8g"
+"""A cap, not a reservation: a session's images and build cache take about 1.5 GB of it."""
 
 
 def with_sbin(path: str) -> str:
@@ -52,10 +54,13 @@ class Engine:
         self.socket = self.root / "docker.sock"
         self.log_path = self.root / "dockerd.log"
         self.host = f"unix://{self.socket}"
+        self.data_root = self.root / "data"
         self._process: subprocess.Popen[bytes] | None = None
+        self._mounted = False
 
     def start(self) -> None:
-        """Start dockerd and wait until it answers."""
+        """Start dockerd and wait until it answers (on failure, `stop` cleans up)."""
+        self.mount_data_root()
         config = self.root / "daemon.json"
         config.write_text(json.dumps({}))
         with open(self.log_path, "wb") as log:
@@ -63,7 +68,7 @@ class Engine:
                 [
                     self.dockerd,
                     "--config-file", str(config),
-                    "--data-root", str(self.root / "data"),
+                    "--data-root", str(self.data_root),
                     "--exec-root", str(self.root / "exec"),
                     "--pidfile", str(self.root / "docker.pid"),
                     "--host", self.host,
@@ -82,10 +87,24 @@ class Engine:
             if self.socket.exists() and self.run("version", check=False).returncode == 0:
                 return
             time.sleep(0.2)
-        self.stop()
         raise EngineError(
             f"dockerd did not answer within {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}"
         )
+
+    def mount_data_root(self) -> None:
+        """Keep images and containers in memory when the system allows it.
+
+        The layers never reach the disk, which makes builds faster, and removing them at the end
+        is instant: deleting a gigabyte of fresh layers from disk waits for their write-back (a
+        minute on the test machines). On disk is the fallback.
+        """
+        self.data_root.mkdir()
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={DATA_ROOT_SIZE},mode=0710", "dt-docker",
+             str(self.data_root)],
+            capture_output=True,
+        )  # fmt: skip
+        self._mounted = mounted.returncode == 0
 
     def stop(self) -> None:
         """Stop dockerd (it stops its containers first) and remove its folder."""
@@ -97,6 +116,9 @@ class Engine:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+        if self._mounted:
+            subprocess.run(["umount", "--lazy", str(self.data_root)], check=False)
+            self._mounted = False
         shutil.rmtree(self.root, ignore_errors=True)
 
     def env(self) -> dict[str, str]:
