@@ -54,7 +54,9 @@ if ! account="$(aws sts get-caller-identity --region "$region" --query Account -
 fi
 say "account $account, region $region (from $source)"
 
-registry="${REGISTRY:-$account.dkr.ecr.$region.amazonaws.com}"
+domain="amazonaws.com"
+[[ "$region" != cn-* ]] || domain="amazonaws.com.cn"
+registry="${REGISTRY:-$account.dkr.ecr.$region.$domain}"
 image="$registry/$name"
 
 if ! aws ecr describe-repositories --region "$region" --repository-names "$name" >/dev/null 2>&1; then
