@@ -114,6 +114,8 @@ def test_pushes_tag_and_latest_and_prints_the_uri_last(
 
     engine.run("image", "rm", uri, f"{cloud.registry}/decision-trees-pushed:latest")
     engine.run("pull", uri)
+    platform = engine.run("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", uri).stdout
+    assert platform.strip() == "linux/amd64"
     with running_server(engine, uri, model_dir) as server:
         assert server.get("/ping").status == 200
 
