@@ -40,6 +40,18 @@ SLIM_EXCLUDES = (
 )
 SLIM_INCLUDES = ("/usr/share/doc/*/copyright",)
 
+# debian:*-slim's apt settings: downloaded packages are deleted once installed, no translations.
+APT_CONFIG = {
+    "docker-clean": (
+        'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb'
+        ' /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };\n'
+        'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb'
+        ' /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };\n'
+        'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
+    ),
+    "docker-no-languages": 'Acquire::Languages "none";\n',
+}
+
 # The configuration debian:*-slim has; `docker import` sets none, and a Dockerfile that extends PATH
 # with ${PATH} would otherwise lose the system folders.
 IMAGE_CONFIG = (
@@ -157,19 +169,6 @@ def cache_dir() -> Path:
     """Where base tarballs are kept between runs."""
     root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(root) / "sagemaker-decision-trees"
-
-
-# debian:*-slim's apt settings: downloaded packages are deleted once installed, no translations.
-APT_CONFIG = {
-    "docker-clean": (
-        'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb'
-        ' /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };\n'
-        'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb'
-        ' /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };\n'
-        'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n'
-    ),
-    "docker-no-languages": 'Acquire::Languages "none";\n',
-}
 
 
 def slim(root: Path) -> None:
