@@ -108,3 +108,28 @@ def test_a_checkout_without_executable_bits_builds_a_working_image(
         assert found.strip() == "x"
     finally:
         engine.run("image", "rm", "decision-trees:no-exec-bits", check=False)
+
+
+def test_the_build_context_is_the_requirements_and_the_programs_only(
+    engine: Engine, image: str, tmp_path: Path
+) -> None:
+    """.dockerignore keeps local clutter and bytecode out of what is sent to the engine."""
+    context = tmp_path / "context"
+    shutil.copytree(CONTEXT, context)
+    (context / "notes.txt").write_text("not for the image\n")
+    (context / "decision_trees" / "__pycache__").mkdir(exist_ok=True)
+    (context / "decision_trees" / "__pycache__" / "stale.cpython-311.pyc").write_bytes(b"\0")
+    lister = tmp_path / "Dockerfile.list"
+    lister.write_text(f"FROM {image}\nCOPY . /context\n")
+    engine.run("build", "--file", str(lister), "--tag", "decision-trees:context", str(context))
+    try:
+        listing = in_image(engine, "decision-trees:context", "cd /context && find . -type f")
+    finally:
+        engine.run("image", "rm", "decision-trees:context", check=False)
+    files = {line.removeprefix("./") for line in listing.split()}
+    expected = {"requirements.txt"} | {
+        str(path.relative_to(CONTEXT))
+        for path in (CONTEXT / "decision_trees").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert files == expected
