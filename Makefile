@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' .ci/run 2>/dev/null || find . -name '*.sh' -not -path './.venv/*')
 
-.PHONY: help demo test lint unit functional container bench train-local clean
+.PHONY: help demo test lint unit functional container bench bench-serve train-local serve-local clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,18 +25,19 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 demo: ## Train on the bundled data, serve it, predict local_test/payload.csv, stop (no Docker, no AWS)
 	scripts/install-system-packages.sh demo
 	$(MAKE) --no-print-directory $(VENV)/.runtime
-	local_test/train_local.sh
+	local_test/demo.sh
 
 test: ## Install everything the tests need, then lint and run every test tier
 	scripts/install-system-packages.sh test
 	$(MAKE) --no-print-directory $(VENV)/.dev
 	$(MAKE) --no-print-directory lint unit functional container
 
-lint: $(VENV)/.dev ## ruff, shellcheck, hadolint
+lint: $(VENV)/.dev ## ruff, shellcheck, hadolint, nginx -t and gunicorn --check-config
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	shellcheck $(SHELL_SCRIPTS)
 	$(BIN)/hadolint container/Dockerfile
+	scripts/check-serving-config.sh
 
 unit: $(VENV)/.dev ## Unit tests
 	$(PYTEST) tests/unit
@@ -49,9 +50,16 @@ container: $(VENV)/.dev ## Container tests: the real image on a real Docker engi
 
 bench: $(VENV)/.dev ## Benchmarks (prints tables; asserts nothing)
 	$(BIN)/python benchmarks/train_read.py
+	$(BIN)/python benchmarks/serve_bench.py
+
+bench-serve: $(VENV)/.dev ## Serving benchmark: wrk against serve, nginx alone and the classic predictor
+	$(BIN)/python benchmarks/serve_bench.py
 
 train-local: $(VENV)/.runtime ## Train natively on local_test/test_dir
 	local_test/train_local.sh
+
+serve-local: $(VENV)/.runtime ## Serve local_test/test_dir/model natively on port PORT (default 8080)
+	local_test/serve_local.sh
 
 clean: ## Remove the virtual environment and generated files
 	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir/model local_test/test_dir/output

@@ -4,7 +4,7 @@
 # otherwise it prints the command to run.
 set -euo pipefail
 
-demo_packages=(python3-venv nginx)
+demo_packages=(python3-venv nginx curl)
 test_packages=("${demo_packages[@]}" shellcheck wrk docker.io debootstrap docker-registry)
 
 case "${1:-}" in

@@ -13,9 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import sklearn
-import skops.io
-
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 
@@ -35,6 +32,9 @@ def save(estimator: Any, model_dir: Path, metadata: dict[str, Any]) -> None:
     The metadata moves last and `load` requires it, so a job stopped half-way never leaves
     something that looks like a model.
     """
+    import sklearn  # imported here, not at the top: serving reads these files without it
+    import skops.io
+
     model_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=model_dir))
     try:
@@ -61,6 +61,8 @@ def discard_partial(model_dir: Path) -> None:
 
 def load(model_dir: Path) -> tuple[Any, dict[str, Any]]:
     """Load the estimator and its metadata; ModelError says what is missing or wrong."""
+    import skops.io
+
     metadata_path = model_dir / METADATA_FILE
     model_path = model_dir / MODEL_FILE
     for path in (metadata_path, model_path):

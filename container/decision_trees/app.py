@@ -1,0 +1,143 @@
+"""The Flask app: SageMaker's /ping, /invocations and /execution-parameters around predictor.py.
+
+Every client mistake is a 4xx with a JSON body `{"error": "..."}`; a 5xx is a fault of the server,
+logged with the request id that nginx sends.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+import formats
+import predictor
+from settings import Settings
+
+log = logging.getLogger("decision_trees")
+
+T = TypeVar("T")
+
+PATHS = ("/ping", "/invocations", "/execution-parameters")
+
+OFFLOAD_MIN_BYTES = 64 * 1024
+"""Bodies this large are predicted off the event loop, so that /ping never waits behind them."""
+
+
+class ClientError(Exception):
+    """A request the server cannot answer as asked; becomes `status` with a JSON error body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(model: predictor.Model, settings: Settings) -> Flask:
+    """The WSGI app serving `model`, which must already be loaded and working."""
+    default_accept = formats.media_type(settings.default_accept) or formats.CSV
+    if default_accept not in formats.MEDIA_TYPES:
+        raise ValueError(
+            f"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT={settings.default_accept!r} is not one of "
+            f"{', '.join(formats.MEDIA_TYPES)}"
+        )
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
+
+    @app.get("/ping")
+    def ping() -> Response:
+        # The model was loaded and made a prediction before this app existed (wsgi.py), and
+        # nothing unloads it: if this process can answer, /invocations can too.
+        return Response(status=200)
+
+    @app.get("/execution-parameters")
+    def execution_parameters() -> Response:
+        return jsonify(
+            MaxConcurrentTransforms=settings.max_concurrent_transforms,
+            BatchStrategy="MULTI_RECORD",
+            MaxPayloadInMB=settings.max_payload_mb,
+        )
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        content_type = formats.media_type(request.headers.get("Content-Type")) or formats.CSV
+        if content_type not in formats.MEDIA_TYPES:
+            raise ClientError(
+                415,
+                f"unsupported Content-Type {content_type!r}; "
+                f"send one of: {', '.join(formats.MEDIA_TYPES)}",
+            )
+        accept = formats.negotiate(request.headers.get("Accept"), default_accept)
+        if accept is None:
+            raise ClientError(
+                406,
+                f"cannot answer in any type of Accept {request.headers.get('Accept')!r}; "
+                f"accept one of: {', '.join(formats.MEDIA_TYPES)}",
+            )
+        body = request.get_data(cache=False)
+        if not body:
+            raise ClientError(400, "empty body: send at least one record")
+        work = functools.partial(_predict, model, body, content_type, accept, settings.batch)
+        output = _offload(work) if len(body) >= OFFLOAD_MIN_BYTES else work()
+        return Response(output, status=200, content_type=accept)
+
+    @app.errorhandler(ClientError)
+    def client_error(error: ClientError) -> tuple[Response, int]:
+        return jsonify(error=str(error)), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response, int]:
+        messages = {
+            404: f"no such path {request.path}; the paths are {', '.join(PATHS)}",
+            405: f"{request.method} is not allowed on {request.path}",
+            413: f"the body is larger than the limit of {settings.max_payload_bytes} bytes",
+        }
+        code = error.code or 500
+        return jsonify(error=messages.get(code, f"{error.name}: {error.description}")), code
+
+    @app.errorhandler(Exception)
+    def server_fault(error: Exception) -> tuple[Response, int]:
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        log.exception("request %s failed", request_id)
+        return jsonify(error="internal server error", request_id=request_id), 500
+
+    return app
+
+
+def _predict(
+    model: predictor.Model, body: bytes, content_type: str, accept: str, batch: bool
+) -> bytes:
+    try:
+        rows = formats.decode(body, content_type, model.n_features)
+        predicted = predictor.predict(model, predictor.to_matrix(model, rows))
+    except (formats.DecodeError, predictor.InputError) as e:
+        raise ClientError(400, str(e)) from None
+    return formats.encode(predictor.to_records(model, predicted), accept, batch)
+
+
+def _offload(function: Callable[[], T]) -> T:
+    """Run CPU-bound `function` in a real thread when this worker is a gevent event loop.
+
+    Parsing and predicting release the GIL for most of their time, so the loop keeps answering
+    /ping meanwhile. In a threaded or sync worker the request already has a thread of its own.
+    """
+    threadpool = _gevent_threadpool()
+    return function() if threadpool is None else threadpool.apply(function)
+
+
+@functools.cache
+def _gevent_threadpool() -> Any:
+    try:
+        from gevent import get_hub, monkey
+    except ImportError:
+        return None
+    if not monkey.is_module_patched("threading"):
+        return None
+    threadpool = get_hub().threadpool
+    # One request at a time per worker: the work is CPU-bound and there is a worker per CPU.
+    threadpool.maxsize = 1
+    return threadpool

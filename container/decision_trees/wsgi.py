@@ -1,0 +1,41 @@
+"""The WSGI entry point gunicorn loads (`wsgi:app`), once, in its master before forking workers.
+
+Loading the model here, with gunicorn's preload_app, means every worker shares its memory and no
+request ever waits for it. A model that cannot be loaded or cannot predict stops the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+
+import predictor
+import settings
+from app import create_app
+from model import ModelError
+
+resolved = settings.resolve()
+logging.basicConfig(
+    level=resolved.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+)
+
+
+def _load() -> predictor.Model:
+    try:
+        loaded = predictor.load_model(resolved.model_dir)
+        probe = np.zeros((1, loaded.n_features))
+        predictor.to_records(loaded, predictor.predict(loaded, predictor.to_matrix(loaded, probe)))
+    except ModelError as e:
+        raise SystemExit(f"serve: {e}") from None
+    except Exception as e:
+        message = f"the model loads but cannot predict: {type(e).__name__}: {e}"
+        raise SystemExit(f"serve: {message}") from None
+    return loaded
+
+
+try:
+    app = create_app(_load(), resolved)
+except ValueError as e:
+    raise SystemExit(f"serve: {e}") from None

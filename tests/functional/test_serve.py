@@ -1,0 +1,301 @@
+"""The real `serve`: nginx and gunicorn as processes, HTTP on a free 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io
+from iris_model import save_iris_model
+from serving import ROOT, Server, children, start, wait_for
+
+from model import TRUSTED_TYPES
+from training_job import Job
+
+PAYLOAD = (ROOT / "local_test" / "payload.csv").read_bytes()
+ROW = b"5.1,3.5,1.4,0.2\n"
+LIMIT = 6 * 1024 * 1024
+
+
+def csv_of(size: int) -> bytes:
+    """Valid CSV rows filling about `size` bytes."""
+    return ROW * (size // len(ROW))
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("opt_ml")
+    save_iris_model(directory / "model", max_leaf_nodes=5)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def server(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start(base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="2")
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        assert running.stop() == 0, running.output
+
+
+@pytest.fixture
+def own_server(base_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    """A server a test may break."""
+    running = start(base_dir, tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="2")
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+def test_it_listens_on_sagemaker_bind_to_port_and_answers_ping(server: Server) -> None:
+    assert server.request("GET", "/ping")[0] == 200
+    assert server.request("HEAD", "/ping")[0] == 200
+
+
+def test_invocations_predict_the_payload_one_line_per_row(server: Server) -> None:
+    status, headers, body = server.request(
+        "POST", "/invocations", PAYLOAD, {"Content-Type": "text/csv"}
+    )
+    assert status == 200
+    assert headers["Content-Type"] == "text/csv"
+    lines = body.decode().split("\n")
+    assert lines[-1] == ""
+    assert len(lines[:-1]) == PAYLOAD.count(b"\n")
+    assert set(lines[:-1]) <= {"setosa", "versicolor", "virginica"}
+
+
+def test_a_chunked_request_is_accepted(server: Server) -> None:
+    status, _, body = server.request(
+        "POST", "/invocations", iter([ROW, ROW]), {"Content-Type": "text/csv"}
+    )
+    assert status == 200
+    assert body == b"setosa\nsetosa\n"
+
+
+def test_a_bad_row_is_a_json_400_through_nginx(server: Server) -> None:
+    status, headers, body = server.request(
+        "POST", "/invocations", b"1,2,3\n", {"Content-Type": "text/csv"}
+    )
+    assert status == 400
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body) == {"error": "row 1: expected 4 features, got 3"}
+
+
+def test_nginx_refuses_a_body_over_the_limit_with_json(server: Server) -> None:
+    status, headers, body = server.request(
+        "POST", "/invocations", b"1" * (LIMIT + 1), {"Content-Type": "text/csv"}
+    )
+    assert status == 413
+    assert headers["Content-Type"] == "application/json"
+    assert "6291456 bytes" in json.loads(body)["error"]
+
+
+def test_a_body_exactly_at_the_limit_is_predicted(server: Server) -> None:
+    body = csv_of(LIMIT)
+    assert len(body) == LIMIT
+    status, _, answer = server.request("POST", "/invocations", body, {"Content-Type": "text/csv"})
+    assert status == 200
+    assert answer.count(b"\n") == body.count(b"\n")
+
+
+def test_the_app_behind_nginx_enforces_the_same_limit(server: Server) -> None:
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(str(server.runtime_dir / "gunicorn.sock"))
+
+    connection = UnixConnection("localhost", timeout=30)
+    connection.request("POST", "/invocations", b"1" * (LIMIT + 1), {"Content-Type": "text/csv"})
+    response = connection.getresponse()
+    assert response.status == 413
+    assert "6291456 bytes" in json.loads(response.read())["error"]
+    connection.close()
+
+
+def test_execution_parameters_match_the_running_server(server: Server) -> None:
+    status, _, body = server.request("GET", "/execution-parameters")
+    assert status == 200
+    assert json.loads(body) == {
+        "MaxConcurrentTransforms": 2,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 6,
+    }
+    workers = children(server.gunicorn_master)
+    assert len(workers) == 2
+
+
+def test_ping_answers_within_2_s_while_every_worker_is_busy_with_6_mb(server: Server) -> None:
+    body = csv_of(LIMIT)
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            statuses.append(
+                server.request("POST", "/invocations", body, {"Content-Type": "text/csv"})[0]
+            )
+
+    loaders = [threading.Thread(target=load) for _ in range(4)]
+    for thread in loaders:
+        thread.start()
+    latencies = []
+    try:
+        wait_for(lambda: len(statuses) >= 2, 60, "the load to run")
+        for _ in range(50):
+            started = time.monotonic()
+            assert server.request("GET", "/ping", timeout=2)[0] == 200
+            latencies.append(time.monotonic() - started)
+    finally:
+        stop.set()
+        for thread in loaders:
+            thread.join()
+    assert set(statuses) == {200}
+    latencies.sort()
+    print(
+        f"/ping under load: median {latencies[25] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
+    )
+    assert latencies[-1] < 2
+
+
+def test_batch_mode_answers_one_line_per_record_and_a_larger_limit(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    batch = start(
+        base_dir,
+        tmp_path,
+        SAGEMAKER_BATCH="True",
+        SAGEMAKER_MAX_PAYLOAD_IN_MB="20",
+        SAGEMAKER_MODEL_SERVER_WORKERS="2",
+    )
+    try:
+        batch.wait_ready()
+        status, _, body = batch.request(
+            "POST", "/invocations", PAYLOAD, {"Content-Type": "text/csv"}
+        )
+        assert status == 200
+        assert len(body.decode().split("\n")) == PAYLOAD.count(b"\n")
+        assert not body.endswith(b"\n")
+        big = csv_of(12 * 1024 * 1024)
+        status, _, body = batch.request("POST", "/invocations", big, {"Content-Type": "text/csv"})
+        assert status == 200
+        assert body.count(b"\n") + 1 == big.count(b"\n")
+        parameters = json.loads(batch.request("GET", "/execution-parameters")[2])
+        assert parameters == {
+            "MaxConcurrentTransforms": 2,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": 20,
+        }
+    finally:
+        assert batch.stop() == 0
+
+
+def test_nothing_answers_before_gunicorn_can_so_there_is_no_502(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    starting = start(base_dir, tmp_path)
+    answers: list[int] = []
+
+    def first_answer() -> bool:
+        try:
+            answers.append(starting.request("GET", "/ping", timeout=5)[0])
+        except ConnectionRefusedError:
+            return False
+        return True
+
+    try:
+        wait_for(first_answer, 60, "the first answer")
+        status, _, _ = starting.request("POST", "/invocations", ROW, {"Content-Type": "text/csv"})
+        assert answers == [200]
+        assert status == 200
+    finally:
+        starting.stop()
+
+
+def test_sigterm_finishes_8_requests_in_flight_and_exits_0(own_server: Server) -> None:
+    body = csv_of(4 * 1024 * 1024)
+    results: list[tuple[int, float]] = []
+    sent = threading.Barrier(9)
+
+    def call() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", own_server.port, timeout=60)
+        connection.request("POST", "/invocations", body, {"Content-Type": "text/csv"})
+        sent.wait()
+        response = connection.getresponse()
+        response.read()
+        results.append((response.status, time.monotonic()))
+        connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    sent.wait()
+    signalled = time.monotonic()
+    own_server.process.send_signal(signal.SIGTERM)
+    assert own_server.process.wait(30) == 0, own_server.output
+    for thread in threads:
+        thread.join()
+    assert [status for status, _ in results] == [200] * 8
+    assert max(answered for _, answered in results) > signalled, "no request was in flight"
+
+
+def test_a_killed_worker_is_replaced(own_server: Server) -> None:
+    master = own_server.gunicorn_master
+    victim = children(master)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(
+        lambda: victim not in children(master) and len(children(master)) == 2, 30, "a new worker"
+    )
+    status, _, _ = own_server.request("POST", "/invocations", ROW, {"Content-Type": "text/csv"})
+    assert status == 200
+    assert own_server.process.poll() is None
+
+
+@pytest.mark.parametrize("part", ["gunicorn_master", "nginx_master"])
+def test_serve_exits_non_zero_when_a_part_dies(own_server: Server, part: str) -> None:
+    pid = getattr(own_server, part)
+    os.kill(pid, signal.SIGKILL)
+    assert own_server.process.wait(30) == 1
+    assert children(own_server.process.pid) == []
+    assert "exited" in own_server.output
+
+
+def test_a_missing_model_makes_serve_exit_non_zero_saying_so(tmp_path: Path) -> None:
+    empty = tmp_path / "opt_ml"
+    empty.mkdir()
+    failing = start(empty, tmp_path)
+    assert failing.process.wait(60) != 0
+    assert "no model" in failing.output
+    assert "train a model first" in failing.output
+
+
+def test_serve_predicts_what_scikit_learn_predicts_with_the_model_train_saves(
+    tmp_path: Path,
+) -> None:
+    job = Job(tmp_path / "opt_ml").iris()
+    job.hyperparameters({"max_depth": "3"})
+    trained = job.run()
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    served = start(job.base, tmp_path)
+    try:
+        served.wait_ready()
+        status, _, body = served.request(
+            "POST", "/invocations", PAYLOAD, {"Content-Type": "text/csv"}
+        )
+    finally:
+        served.stop()
+    assert status == 200
+    estimator = skops.io.load(job.model_dir / "model.skops", trusted=TRUSTED_TYPES)
+    rows = np.loadtxt(PAYLOAD.decode().splitlines(), delimiter=",", dtype=np.float32, ndmin=2)
+    assert body.decode().splitlines() == [str(label) for label in estimator.predict(rows)]

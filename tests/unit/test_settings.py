@@ -1,0 +1,142 @@
+"""Settings resolution: SageMaker's variable names, bounds, and the CPUs really available."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import settings
+
+
+def resolve(**environ: str) -> settings.Settings:
+    return settings.resolve(environ)
+
+
+def test_defaults_follow_sagemaker() -> None:
+    resolved = resolve()
+    assert resolved.port == 8080
+    assert resolved.timeout == 60
+    assert resolved.max_payload_bytes == 6 * 1024 * 1024
+    assert resolved.default_accept is None
+    assert resolved.batch is False
+    assert resolved.log_level == 20
+    assert resolved.model_dir == Path("/opt/ml/model")
+    assert resolved.workers == settings.available_cpus()
+
+
+def test_sagemaker_names_and_the_classic_names_are_read() -> None:
+    assert resolve(SAGEMAKER_MODEL_SERVER_WORKERS="3").workers == 3
+    assert resolve(MODEL_SERVER_WORKERS="5").workers == 5
+    assert resolve(SAGEMAKER_MODEL_SERVER_WORKERS="3", MODEL_SERVER_WORKERS="5").workers == 3
+    assert resolve(SAGEMAKER_MODEL_SERVER_TIMEOUT="120").timeout == 120
+    assert resolve(MODEL_SERVER_TIMEOUT="30").timeout == 30
+    assert resolve(SAGEMAKER_BIND_TO_PORT="9090").port == 9090
+    assert resolve(SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT="application/json").default_accept == (
+        "application/json"
+    )
+    assert resolve(SAGEMAKER_BASE_DIR="/tmp/ml").model_dir == Path("/tmp/ml/model")
+    assert resolve(SAGEMAKER_CONTAINER_LOG_LEVEL="10").log_level == 10
+    assert resolve(SAGEMAKER_CONTAINER_LOG_LEVEL="warning").log_level == 30
+
+
+@pytest.mark.parametrize("value", ["true", "True", "TRUE", " true "])
+def test_batch_is_any_case_of_true(value: str) -> None:
+    assert resolve(SAGEMAKER_BATCH=value).batch is True
+
+
+@pytest.mark.parametrize("value", ["", "false", "1", "yes"])
+def test_batch_is_off_otherwise(value: str) -> None:
+    assert resolve(SAGEMAKER_BATCH=value).batch is False
+
+
+@pytest.mark.parametrize(("requested", "enforced"), [("1", 6), ("6", 6), ("20", 20), ("500", 100)])
+def test_the_payload_limit_is_at_least_6_and_at_most_100_mb(requested: str, enforced: int) -> None:
+    resolved = resolve(SAGEMAKER_MAX_PAYLOAD_IN_MB=requested)
+    assert resolved.max_payload_mb == enforced
+    assert resolved.max_payload_bytes == enforced * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("workers", "payload_mb", "transforms"), [("2", "6", 2), ("4", "50", 2), ("2", "100", 1)]
+)
+def test_concurrent_transforms_times_payload_stays_within_100_mb(
+    workers: str, payload_mb: str, transforms: int
+) -> None:
+    resolved = resolve(
+        SAGEMAKER_MODEL_SERVER_WORKERS=workers, SAGEMAKER_MAX_PAYLOAD_IN_MB=payload_mb
+    )
+    assert resolved.max_concurrent_transforms == transforms
+    assert resolved.max_concurrent_transforms * resolved.max_payload_mb <= 100
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "two", "not a whole number"),
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "0", "at least 1"),
+        ("SAGEMAKER_BIND_TO_PORT", "70000", "at most 65535"),
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "-1", "at least 1"),
+        ("SAGEMAKER_CONTAINER_LOG_LEVEL", "loud", "neither a number nor a level"),
+    ],
+)
+def test_an_unusable_value_names_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(settings.SettingsError, match=f"{name}=.*{message}"):
+        resolve(**{name: value})
+
+
+@pytest.fixture
+def four_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings.os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.usefixtures("four_cpus")
+def test_cpus_are_the_affinity_without_a_quota(tmp_path: Path) -> None:
+    assert settings.available_cpus(tmp_path, tmp_path / "cgroup") == 4
+
+
+@pytest.mark.usefixtures("four_cpus")
+@pytest.mark.parametrize(
+    ("cpu_max", "cpus"),
+    [
+        ("150000 100000", 2),
+        ("100000 100000", 1),
+        ("max 100000", 4),
+        ("800000 100000", 4),
+        ("10000 100000", 1),
+    ],
+)
+def test_a_cgroup_v2_quota_lowers_the_cpus(tmp_path: Path, cpu_max: str, cpus: int) -> None:
+    write(tmp_path / "cpu.max", cpu_max)
+    assert settings.available_cpus(tmp_path, tmp_path / "missing") == cpus
+
+
+@pytest.mark.usefixtures("four_cpus")
+def test_the_own_cgroup_v2_directory_is_read(tmp_path: Path) -> None:
+    write(tmp_path / "proc-cgroup", "0::/system.slice/job.scope\n")
+    write(tmp_path / "system.slice" / "job.scope" / "cpu.max", "200000 100000")
+    assert settings.available_cpus(tmp_path, tmp_path / "proc-cgroup") == 2
+
+
+@pytest.mark.usefixtures("four_cpus")
+@pytest.mark.parametrize(
+    ("controller", "quota", "cpus"),
+    [("cpu", "200000", 2), ("cpu,cpuacct", "50000", 1), ("cpu", "-1", 4)],
+)
+def test_a_cgroup_v1_quota_lowers_the_cpus(
+    tmp_path: Path, controller: str, quota: str, cpus: int
+) -> None:
+    write(tmp_path / controller / "cpu.cfs_quota_us", quota)
+    write(tmp_path / controller / "cpu.cfs_period_us", "100000")
+    assert settings.available_cpus(tmp_path, tmp_path / "missing") == cpus
+
+
+def test_the_affinity_limits_the_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings.os, "sched_getaffinity", lambda _: {3})
+    write(tmp_path / "cpu.max", "max 100000")
+    assert settings.available_cpus(tmp_path, tmp_path / "missing") == 1
