@@ -19,7 +19,7 @@ from .engine import Engine
 from .services import moto_server, registry
 from .serving import running_server
 
-SCRIPT = REPO / "container" / "build_and_push.sh"
+SCRIPT = REPO / "build_and_push.sh"
 TOOLS = Path(sys.executable).parent
 """The test environment's bin folder: the pinned aws CLI and moto_server are installed there."""
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the image and pushes it to Amazon ECR in the account and region of your AWS credentials.
 #
-#   container/build_and_push.sh IMAGE_NAME [TAG]
+#   ./build_and_push.sh IMAGE_NAME [TAG]
 #
 # IMAGE_NAME  the ECR repository; created (with scan on push) if it does not exist
 # TAG         default: the git short SHA, with -dirty when the work tree has changes; `latest` is pushed too
@@ -69,7 +69,7 @@ aws ecr get-login-password --region "$region" |
   docker login --username AWS --password-stdin "$registry" >/dev/null
 
 # SageMaker runs x86_64 images: build for it even on an arm64 laptop.
-docker build --platform linux/amd64 --tag "$image:$tag" --tag "$image:latest" "$here" >&2
+docker build --platform linux/amd64 --tag "$image:$tag" --tag "$image:latest" "$here/container" >&2
 docker push "$image:$tag" >&2
 docker push "$image:latest" >&2
 
