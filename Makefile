@@ -32,10 +32,11 @@ test: ## Install everything the tests need, then lint and run every test tier
 	$(MAKE) --no-print-directory $(VENV)/.dev
 	$(MAKE) --no-print-directory lint unit functional container
 
-lint: $(VENV)/.dev ## ruff, shellcheck, nginx -t and gunicorn --check-config
+lint: $(VENV)/.dev ## ruff, shellcheck, hadolint, nginx -t and gunicorn --check-config
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	shellcheck $(SHELL_SCRIPTS)
+	$(BIN)/hadolint container/Dockerfile
 	scripts/check-serving-config.sh
 
 unit: $(VENV)/.dev ## Unit tests

@@ -2,7 +2,7 @@
 # Train on local_test/test_dir, which stands in for /opt/ml.
 #   train_local.sh         run container/decision_trees/train natively (with the repo's .venv if any)
 #   train_local.sh IMAGE   run it in the image as SageMaker does: docker run IMAGE train
-# Without a Docker engine that answers, IMAGE is ignored and train runs natively.
+# With IMAGE and no Docker engine that answers, it stops with an error before touching test_dir.
 # Only the outputs of the previous run (test_dir/model, test_dir/output) are removed.
 set -euo pipefail
 
@@ -11,14 +11,16 @@ repo="$(dirname "$here")"
 test_dir="$here/test_dir"
 image="${1:-}"
 
+if [[ -n "$image" ]] && ! docker info >/dev/null 2>&1; then
+  echo "error: no Docker engine answers (to train without the image: $0)" >&2
+  exit 1
+fi
+
 rm -rf "$test_dir/model" "$test_dir/output"
 mkdir -p "$test_dir/model" "$test_dir/output"
 
 if [[ -n "$image" ]]; then
-  if docker info >/dev/null 2>&1; then
-    exec docker run --rm -v "$test_dir:/opt/ml" "$image" train
-  fi
-  echo "no Docker engine answers: running train natively instead of in $image" >&2
+  exec docker run --rm -v "$test_dir:/opt/ml" "$image" train
 fi
 
 python="$repo/.venv/bin/python"
