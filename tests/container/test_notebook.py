@@ -1,0 +1,44 @@
+"""The walkthrough with the image: its local cells train and serve with `docker run`."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import run_notebook
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def outputs(notebook: Any) -> str:
+    return "".join(
+        output.get("text", "") or output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+
+
+def test_the_walkthrough_trains_and_serves_in_the_image_when_the_engine_has_it(
+    image: str, docker_env: dict[str, str], tmp_path: Path
+) -> None:
+    notebook = run_notebook.run(
+        environ={
+            **docker_env,
+            "WALKTHROUGH_IMAGE": image,
+            "WALKTHROUGH_PORT": str(free_port()),
+            "WALKTHROUGH_WORK_DIR": str(tmp_path),
+            "RUN_ON_SAGEMAKER": "",
+        }
+    )
+    printed = outputs(notebook)
+    assert f"running in the image {image}" in printed
+    assert "validation:accuracy=" in printed
+    assert "200 text/csv 30 rows in, 30 predictions out" in printed
+    assert "400 application/json" in printed
+    assert "server exit status: 0" in printed
