@@ -6,7 +6,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 import run_notebook
+from nbclient.exceptions import CellExecutionError
 
 
 def free_port() -> int:
@@ -27,15 +29,19 @@ def outputs(notebook: Any) -> str:
 def test_the_walkthrough_trains_and_serves_in_the_image_when_the_engine_has_it(
     image: str, docker_env: dict[str, str], tmp_path: Path
 ) -> None:
-    notebook = run_notebook.run(
-        environ={
-            **docker_env,
-            "WALKTHROUGH_IMAGE": image,
-            "WALKTHROUGH_PORT": str(free_port()),
-            "WALKTHROUGH_WORK_DIR": str(tmp_path),
-            "RUN_ON_SAGEMAKER": "",
-        }
-    )
+    environ = {
+        **docker_env,
+        "WALKTHROUGH_IMAGE": image,
+        "WALKTHROUGH_PORT": str(free_port()),
+        "WALKTHROUGH_WORK_DIR": str(tmp_path),
+        "RUN_ON_SAGEMAKER": "",
+    }
+    try:
+        notebook = run_notebook.run(environ=environ)
+    except CellExecutionError as error:
+        log = tmp_path / "serve.log"
+        server = log.read_text() if log.exists() else "(no server log)"
+        pytest.fail(f"{error}\nthe server's log:\n{server}", pytrace=False)
     printed = outputs(notebook)
     assert f"running in the image {image}" in printed
     assert "validation:accuracy=" in printed
