@@ -34,3 +34,13 @@ def when_ready(server: object) -> None:
     """Freeze the preloaded heap, so that the garbage collector of a forked worker never writes to
     its pages, which stay shared with the master and the other workers."""
     gc.freeze()
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """Forget logging's weak references to its handlers before the worker's interpreter shuts down.
+
+    Otherwise each reference's callback runs during teardown, after gevent's patched lock has lost
+    its globals, and every stopping worker prints a TypeError (gevent issue #2148). The handlers
+    write to stderr, which needs no flushing.
+    """
+    logging._handlerList.clear()

@@ -1,13 +1,17 @@
 """A private Docker engine for the container tier: Debian's dockerd, all in a temporary folder.
 
-Its data root, exec root, pid file and socket live in one temporary folder and it reads no
-daemon.json, so it neither sees nor touches another engine's images and containers on this machine.
+Its data root, exec root, pid file and socket live in one temporary folder, it reads no
+daemon.json, and its containers sit on a bridge of its own in a subnet no other interface uses, so
+it neither sees nor touches another engine's images, containers or addresses on this machine (two
+engines on the default docker0 hand out the same container addresses).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -20,6 +24,8 @@ STOP_TIMEOUT_S = 30.0
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 DATA_ROOT_SIZE = "8g"
 """A cap, not a reservation: a session's images and build cache take about 1.5 GB of it."""
+BRIDGE_SUBNETS = ipaddress.ip_network("172.30.0.0/16").subnets(new_prefix=24)
+"""Where the engine's bridge takes the first /24 that no route on this machine overlaps."""
 
 
 def with_sbin(path: str) -> str:
@@ -55,12 +61,15 @@ class Engine:
         self.log_path = self.root / "dockerd.log"
         self.host = f"unix://{self.socket}"
         self.data_root = self.root / "data"
+        self.bridge = f"dt{secrets.token_hex(4)}"
         self._process: subprocess.Popen[bytes] | None = None
         self._mounted = False
+        self._bridged = False
 
     def start(self) -> None:
         """Start dockerd and wait until it answers (on failure, `stop` cleans up)."""
         self.mount_data_root()
+        self.create_bridge()
         config = self.root / "daemon.json"
         config.write_text(json.dumps({}))
         with open(self.log_path, "wb") as log:
@@ -72,6 +81,7 @@ class Engine:
                     "--exec-root", str(self.root / "exec"),
                     "--pidfile", str(self.root / "docker.pid"),
                     "--host", self.host,
+                    "--bridge", self.bridge,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -106,6 +116,24 @@ class Engine:
         )  # fmt: skip
         self._mounted = mounted.returncode == 0
 
+    def create_bridge(self) -> None:
+        """A bridge for this engine's containers, on a /24 that nothing else here routes."""
+        routes = subprocess.run(
+            ["ip", "-4", "-json", "route", "show", "table", "all"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        taken = [
+            ipaddress.ip_network(route["dst"], strict=False)
+            for route in json.loads(routes)
+            if route["dst"][0].isdigit()  # not "default"
+        ]
+        subnet = next(s for s in BRIDGE_SUBNETS if not any(s.overlaps(t) for t in taken))
+        gateway = f"{next(subnet.hosts())}/{subnet.prefixlen}"
+        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
+        self._bridged = True
+        subprocess.run(["ip", "addr", "add", gateway, "dev", self.bridge], check=True)
+        subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
+
     def stop(self) -> None:
         """Stop dockerd (it stops its containers first) and remove its folder."""
         if self._process is not None and self._process.poll() is None:
@@ -116,6 +144,9 @@ class Engine:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+        if self._bridged:
+            subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
+            self._bridged = False
         if self._mounted:
             subprocess.run(["umount", "--lazy", str(self.data_root)], check=False)
             self._mounted = False

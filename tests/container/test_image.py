@@ -110,7 +110,7 @@ def test_a_checkout_without_executable_bits_builds_a_working_image(
         engine.run("image", "rm", "decision-trees:no-exec-bits", check=False)
 
 
-def test_the_build_context_is_the_requirements_and_the_programs_only(
+def test_the_build_context_is_what_the_dockerfile_copies_only(
     engine: Engine, image: str, tmp_path: Path
 ) -> None:
     """.dockerignore keeps local clutter and bytecode out of what is sent to the engine."""
@@ -127,7 +127,7 @@ def test_the_build_context_is_the_requirements_and_the_programs_only(
     finally:
         engine.run("image", "rm", "decision-trees:context", check=False)
     files = {line.removeprefix("./") for line in listing.split()}
-    expected = {"requirements.txt"} | {
+    expected = {"requirements.txt", "compile_bytecode.py"} | {
         str(path.relative_to(CONTEXT))
         for path in (CONTEXT / "decision_trees").rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
