@@ -124,10 +124,16 @@ def _decode_csv(body: bytes, n_features: int) -> np.ndarray:
 
 def _csv_with_pyarrow(body: bytes, n_features: int) -> np.ndarray:
     table = pa_csv.read_csv(pa.py_buffer(body), **_pyarrow_options(n_features))
-    # Straight into the float32 matrix the tree reads: no float64 copy of a large body.
+    # Straight into the float32 matrix the tree reads: no float64 copy of a large body. Each
+    # chunk's values buffer is read as it is (there are no nulls: no null_values), because
+    # to_numpy() imports pandas when it is installed: 0.3 s and ~30 MB in each worker.
     rows = np.empty((table.num_rows, n_features), dtype=np.float32)
     for i, column in enumerate(table.columns):
-        rows[:, i] = column.to_numpy()
+        start = 0
+        for chunk in column.chunks:
+            values = np.frombuffer(chunk.buffers()[1], dtype=np.float64)
+            rows[start : start + len(chunk), i] = values[chunk.offset : chunk.offset + len(chunk)]
+            start += len(chunk)
     return rows
 
 
