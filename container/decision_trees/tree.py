@@ -49,12 +49,15 @@ class DecisionTree:
         """
         if len(matrix) <= SMALL_BATCH:
             return np.array([self._walk(row) for row in matrix.tolist()], dtype=np.intp)
+        children, feature, threshold = self._level_tables
         flat = matrix.ravel()
         row_start = np.arange(0, flat.size, self.n_features)
         node = np.zeros(len(matrix), dtype=np.intp)
         for _ in range(self.depth):
-            goes_left = flat.take(row_start + self.feature.take(node)) <= self.threshold.take(node)
-            node = np.where(goes_left, self.left.take(node), self.right.take(node))
+            goes_left = flat.take(row_start + feature.take(node)) <= threshold.take(node)
+            node *= 2
+            node += goes_left
+            node = children.take(node)
         return self.leaf_class.take(node)
 
     def _walk(self, row: list[float]) -> int:
@@ -63,6 +66,20 @@ class DecisionTree:
         for _ in range(self.depth):
             node = left[node] if row[feature[node]] <= threshold[node] else right[node]
         return self._leaf_class_list[node]
+
+    @functools.cached_property
+    def _level_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the level-by-level walk reads, arranged for the fewest numpy calls per level.
+
+        `children[2 * node + goes_left]` is the next node: one take instead of two and a where.
+        The thresholds are rounded down to float32, so the comparison runs in float32 without
+        converting the rows: for a float32 x, x <= t exactly when x <= the largest float32 <= t.
+        """
+        children = np.stack([self.right, self.left], axis=1).ravel()
+        threshold = self.threshold.astype(np.float32)
+        above = threshold > self.threshold
+        threshold[above] = np.nextafter(threshold[above], np.float32(-np.inf))
+        return children, self.feature, threshold
 
     @functools.cached_property
     def _lists(self) -> tuple[list[int], list[int], list[int], list[float]]:

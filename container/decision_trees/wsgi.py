@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 
+import formats
 import predictor
 import settings
 from app import create_app
@@ -27,6 +28,11 @@ def _load() -> predictor.Model:
         loaded = predictor.load_model(resolved.model_dir)
         probe = np.zeros((1, loaded.n_features))
         predictor.to_records(loaded, predictor.predict(loaded, predictor.to_matrix(loaded, probe)))
+        # pyarrow sets up ~6 MB at its first CSV read: here, before the fork, the workers share
+        # it instead of each building its own copy on its first big request.
+        row = ",".join(["0"] * loaded.n_features) + "\n"
+        big_body = row.encode() * (formats.PYARROW_MIN_BYTES // len(row) + 1)
+        formats.decode(big_body, formats.CSV, loaded.n_features)
     except ModelError as e:
         raise SystemExit(f"serve: {e}") from None
     except Exception as e:

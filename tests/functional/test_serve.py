@@ -262,6 +262,29 @@ def test_a_killed_worker_is_replaced(own_server: Server) -> None:
     assert own_server.process.poll() is None
 
 
+def page_faults(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
+def test_a_worker_reuses_its_memory_for_the_next_big_request(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    running = start(base_dir, tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    try:
+        running.wait_ready()
+        (worker,) = children(running.gunicorn_master)
+        body, headers = csv_of(2 * 1024 * 1024), {"Content-Type": "text/csv"}
+        for _ in range(3):
+            assert running.request("POST", "/invocations", body, headers)[0] == 200
+        before = page_faults(worker)
+        for _ in range(5):
+            assert running.request("POST", "/invocations", body, headers)[0] == 200
+        # Handing the heap back to the kernel after each request costs ~1,600 faults per 2 MB.
+        assert (page_faults(worker) - before) / 5 < 300
+    finally:
+        assert running.stop() == 0, running.output
+
+
 @pytest.mark.parametrize("part", ["gunicorn_master", "nginx_master"])
 def test_serve_exits_non_zero_when_a_part_dies(own_server: Server, part: str) -> None:
     pid = getattr(own_server, part)

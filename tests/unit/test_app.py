@@ -199,6 +199,17 @@ def test_a_short_row_deep_in_a_big_csv_is_named(client: FlaskClient) -> None:
     assert response.get_json()["error"] == "row 3001: expected 4 features, got 3"
 
 
+@pytest.mark.parametrize("cell", ["", "NA", "null"])
+def test_an_empty_or_null_cell_is_named_the_same_in_a_small_and_a_big_csv(
+    client: FlaskClient, cell: str
+) -> None:
+    row = f"5.1,{cell},1.4,0.2\n"
+    for body, number in ((row, 1), (CSV_BODY * 1000 + row, 3001)):
+        response = post(client, body, "text/csv")
+        assert response.status_code == 400
+        assert response.get_json()["error"].startswith(f'row {number}: "{cell}" is not a number')
+
+
 @pytest.mark.parametrize("content_type", ["text/csv", "application/json", "application/x-npy"])
 def test_an_empty_body_is_a_400(client: FlaskClient, content_type: str) -> None:
     response = post(client, b"", content_type)

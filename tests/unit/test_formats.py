@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import formats
+
+PROGRAM_DIR = Path(formats.__file__).parent
 
 
 @pytest.mark.parametrize(
@@ -51,3 +57,12 @@ def test_csv_output_quotes_labels_that_need_it() -> None:
 
 def test_numbers_and_lists_are_written_as_csv_rows() -> None:
     assert formats.encode([1.5, [1, 2]], formats.CSV, batch=False) == b"1.5\n1,2\n"
+
+
+def test_a_big_csv_body_is_decoded_without_importing_pandas() -> None:
+    program = (
+        "import sys, formats; "
+        "formats.decode(b'5.1,3.5,1.4,0.2\\n' * 5000, formats.CSV, 4); "
+        "assert 'pandas' not in sys.modules, 'pandas was imported'"
+    )
+    subprocess.run([sys.executable, "-c", program], cwd=PROGRAM_DIR, check=True)

@@ -29,6 +29,27 @@ def test_predictions_equal_scikit_learn(tmp_path: Path, hyperparameters: dict) -
         assert (labels == estimator.predict(matrix)).all()
 
 
+def test_values_on_and_next_to_every_threshold_go_where_scikit_learn_sends_them(
+    tmp_path: Path,
+) -> None:
+    estimator, features = fit_iris()
+    skops.io.dump(estimator, tmp_path / "model.skops")
+    fitted = tree.read(tmp_path / "model.skops")
+    thresholds = estimator.tree_.threshold[estimator.tree_.feature >= 0]
+    on = thresholds.astype(np.float32)
+    edges = np.concatenate([on, np.nextafter(on, np.float32(-9)), np.nextafter(on, np.float32(9))])
+    rows = []
+    for column in range(features.shape[1]):
+        for edge in edges:
+            row = features[len(rows) % len(features)].copy()
+            row[column] = edge
+            rows.append(row)
+    matrix = np.array(rows)
+    for batch in (matrix, matrix[:8]):
+        labels = np.array(fitted.classes, dtype=object)[fitted.predict(batch)]
+        assert (labels == estimator.predict(batch)).all()
+
+
 def test_integer_and_object_labels_are_read(tmp_path: Path) -> None:
     _, features = fit_iris(max_depth=3)
     for labels in (np.arange(150) % 3, np.array(["a", "b", "c"], dtype=object)[np.arange(150) % 3]):
