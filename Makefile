@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' .ci/run 2>/dev/null || find . -name '*.sh' -not -path './.venv/*')
 
-.PHONY: help demo test lint unit functional container bench bench-serve train-local serve-local clean
+.PHONY: help demo test lint unit functional container bench bench-train bench-serve train-local serve-local clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ container: $(VENV)/.dev ## Container tests: the real image on a real Docker engi
 bench: $(VENV)/.dev ## Benchmarks (prints tables; asserts nothing)
 	$(BIN)/python benchmarks/train_read.py
 	$(BIN)/python benchmarks/serve_bench.py
+
+bench-train: $(VENV)/.dev ## Training benchmark: train's reader against pandas.read_csv + concat
+	$(BIN)/python benchmarks/train_read.py
 
 bench-serve: $(VENV)/.dev ## Serving benchmark: wrk against serve, nginx alone and the classic predictor
 	$(BIN)/python benchmarks/serve_bench.py
