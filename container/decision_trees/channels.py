@@ -7,12 +7,11 @@ FIFOs). Only when the file is absent (old local tests) are the directories in in
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from environment import Paths
-from failure import InputError
+from failure import InputError, read_json_object
 
 TRAINING = ("training", "train")
 """Accepted names of the training channel, in order of preference."""
@@ -55,11 +54,8 @@ def read(paths: Paths) -> dict[str, Channel]:
             for entry in sorted(paths.input_data.iterdir())
             if entry.is_dir() and not entry.name.endswith(MANIFEST_SUFFIX)
         }
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise InputError(f"{config_path} is not valid JSON: {e}.") from e
-    if not isinstance(config, dict) or not all(isinstance(c, dict) for c in config.values()):
+    config = read_json_object(config_path, "a JSON object of channel names to objects")
+    if not all(isinstance(c, dict) for c in config.values()):
         raise InputError(f"{config_path} must hold a JSON object of channel names to objects.")
     channels = {}
     for name, settings in config.items():

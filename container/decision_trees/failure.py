@@ -6,10 +6,12 @@ file starts with one sentence that says what to fix; details such as a traceback
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 FAILURE_REASON_LIMIT = 1024
 """How much of the failure file SageMaker keeps as FailureReason (counted here in UTF-8 bytes)."""
@@ -23,6 +25,17 @@ EXIT_INPUT_ERROR = 2
 
 class InputError(Exception):
     """Something in the job's input that the user must fix; the message says what and how."""
+
+
+def read_json_object(path: Path, holds: str = "a JSON object") -> dict[str, Any]:
+    """A configuration file that must hold a JSON object; InputError naming the file otherwise."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise InputError(f"{path} is not valid JSON: {e}.") from e
+    if not isinstance(content, dict):
+        raise InputError(f"{path} must hold {holds}.")
+    return content
 
 
 def stopped_exit_code(signum: int) -> int:

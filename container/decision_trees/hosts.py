@@ -5,11 +5,10 @@ Identity comes only from this file: the container's hostname is not the SageMake
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from environment import Paths
-from failure import InputError
+from failure import InputError, read_json_object
 
 SINGLE_HOST = "algo-1"
 """The host name assumed when there is no resource file (old local tests)."""
@@ -41,12 +40,7 @@ def read(paths: Paths) -> Cluster:
     path = next((p for p in paths.resource_configs if p.exists()), None)
     if path is None:
         return Cluster(SINGLE_HOST, (SINGLE_HOST,))
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise InputError(f"{path} is not valid JSON: {e}.") from e
-    if not isinstance(config, dict):
-        raise InputError(f"{path} must hold a JSON object.")
+    config = read_json_object(path)
     hosts = config.get("hosts") or []
     current = config.get("current_host") or (hosts[0] if len(hosts) == 1 else None)
     if current is None:

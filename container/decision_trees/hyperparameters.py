@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from failure import InputError
+from failure import InputError, read_json_object
 
 PLATFORM_PREFIX = "sagemaker_"
 """SDK clients add sagemaker_program, sagemaker_region, ...: not the algorithm's hyperparameters."""
@@ -200,12 +200,7 @@ def read(path: Path) -> dict[str, Any]:
     """The user's hyperparameters as received (not decoded), without the platform's own keys."""
     if not path.exists():
         return {}
-    try:
-        received = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise InputError(f"{path} is not valid JSON: {e}.") from e
-    if not isinstance(received, dict):
-        raise InputError(f"{path} must hold a JSON object of names to values.")
+    received = read_json_object(path, "a JSON object of names to values")
     return {
         key: value
         for key, value in received.items()
