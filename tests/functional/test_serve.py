@@ -250,6 +250,16 @@ def test_sigterm_finishes_8_requests_in_flight_and_exits_0(own_server: Server) -
     assert max(answered for _, answered in results) > signalled, "no request was in flight"
 
 
+def test_a_clean_stop_logs_no_traceback(own_server: Server) -> None:
+    """Each gevent worker used to print a TypeError from logging's teardown (gevent #2148)."""
+    status, _, _ = own_server.request("POST", "/invocations", ROW, {"Content-Type": "text/csv"})
+    assert status == 200
+    assert own_server.stop() == 0
+    assert "Worker exiting" in own_server.output
+    assert "Traceback" not in own_server.output
+    assert "Exception ignored" not in own_server.output
+
+
 def test_a_killed_worker_is_replaced(own_server: Server) -> None:
     master = own_server.gunicorn_master
     victim = children(master)[0]
