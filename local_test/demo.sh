@@ -21,7 +21,7 @@ trap 'kill -TERM "$server" 2>/dev/null || true; wait "$server" || true' EXIT
 
 ready=false
 for _ in $(seq 600); do
-  curl --silent --fail "http://127.0.0.1:$port/ping" >/dev/null && { ready=true; break; }
+  curl --silent --fail --max-time 2 "http://127.0.0.1:$port/ping" >/dev/null && { ready=true; break; }
   kill -0 "$server" 2>/dev/null || { echo "demo: serve exited before answering /ping" >&2; exit 1; }
   sleep 0.1
 done
