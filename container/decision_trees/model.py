@@ -10,13 +10,16 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 MODEL_FILE = "model.skops"
 METADATA_FILE = "metadata.json"
 
 STAGING_PREFIX = ".staging-"
+
+T = TypeVar("T")
 
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 """The only type beyond skops' defaults that a fitted decision tree needs."""
@@ -63,6 +66,14 @@ def load(model_dir: Path) -> tuple[Any, dict[str, Any]]:
     """Load the estimator and its metadata; ModelError says what is missing or wrong."""
     import skops.io
 
+    return load_with(model_dir, lambda path: skops.io.load(path, trusted=TRUSTED_TYPES))
+
+
+def load_with(model_dir: Path, read: Callable[[Path], T]) -> tuple[T, dict[str, Any]]:
+    """`read(model file)` and the metadata; ModelError says what is missing or wrong.
+
+    Serving reads the model file its own way (tree.py); the checks around it are the same.
+    """
     metadata_path = model_dir / METADATA_FILE
     model_path = model_dir / MODEL_FILE
     for path in (metadata_path, model_path):
@@ -70,7 +81,7 @@ def load(model_dir: Path) -> tuple[Any, dict[str, Any]]:
             raise ModelError(f"no model: {path} does not exist (train a model first)")
     try:
         metadata = json.loads(metadata_path.read_text())
-        estimator = skops.io.load(model_path, trusted=TRUSTED_TYPES)
+        loaded = read(model_path)
     except Exception as e:
         raise ModelError(f"cannot load the model in {model_dir}: {type(e).__name__}: {e}") from e
-    return estimator, metadata
+    return loaded, metadata

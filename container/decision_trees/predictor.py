@@ -13,8 +13,6 @@ Raise `InputError` for anything wrong with the caller's data: it becomes a 400 n
 
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from typing import Any
 import numpy as np
 
 import tree
-from model import METADATA_FILE, MODEL_FILE, ModelError
+from model import ModelError, load_with
 
 
 class InputError(ValueError):
@@ -45,14 +43,7 @@ def load_model(model_dir: Path) -> Model:
     To serve another scikit-learn estimator, load it with `model.load(model_dir)` (skops) here
     and call its `predict` in `predict` below.
     """
-    for path in (model_dir / METADATA_FILE, model_dir / MODEL_FILE):
-        if not path.is_file():
-            raise ModelError(f"no model: {path} does not exist (train a model first)")
-    try:
-        metadata = json.loads((model_dir / METADATA_FILE).read_text())
-        fitted = tree.read(model_dir / MODEL_FILE)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise ModelError(f"cannot load the model in {model_dir}: {type(e).__name__}: {e}") from e
+    fitted, metadata = load_with(model_dir, tree.read)
     n_features = int(metadata.get("n_features", fitted.n_features))
     if n_features != fitted.n_features:
         raise ModelError(f"metadata.json has {n_features} features, the tree {fitted.n_features}")
