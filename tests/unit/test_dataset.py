@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import os
 import threading
 from pathlib import Path
@@ -193,6 +195,51 @@ def test_blank_lines_and_quoted_newlines_leave_no_gap_between_files(channel: Cha
 
     assert data.labels.tolist() == ["a", "b", "c\nd", "e", "f"]
     assert data.features[:, 0].tolist() == [1, 2, 3, 4, 5]
+
+
+def write_csv(channel: Channel, name: str, labels: list[str]) -> None:
+    """Rows of a label (quoted by the csv module where needed) and two features: i and i/2."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(
+        [label, i, i / 2] for i, label in enumerate(labels)
+    )
+    content = text.getvalue().encode()
+    put(channel, name, gzip.compress(content) if name.endswith(".gz") else content)
+
+
+@pytest.mark.parametrize("block_bytes", [16, 37, 64])
+@pytest.mark.parametrize("name", ["a.csv", "a.csv.gz"])
+def test_blocks_never_cut_a_row_at_a_quoted_newline(
+    channel: Channel, monkeypatch: pytest.MonkeyPatch, name: str, block_bytes: int
+) -> None:
+    monkeypatch.setattr(dataset, "CSV_BLOCK_BYTES", block_bytes)
+    labels = ["plain", 'say "hi"\nthen\nleave', "a,b", "\n", "l\ni\nn\ne\ns", "last"] * 20
+    write_csv(channel, name, labels)
+
+    data = read(channel)
+
+    assert data.labels.tolist() == labels
+    np.testing.assert_array_equal(data.features[:, 0], np.arange(len(labels), dtype=np.float32))
+
+
+def test_a_row_longer_than_a_block_is_read_whole(
+    channel: Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset, "CSV_BLOCK_BYTES", 64)
+    labels = ["short", "x" * 300, "short", "y" * 1000, "z" * 64]
+    write_csv(channel, "a.csv", labels)
+
+    assert read(channel).labels.tolist() == labels
+
+
+def test_an_error_in_a_later_block_names_its_row_in_the_file(
+    channel: Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataset, "CSV_BLOCK_BYTES", 64)
+    put(channel, "bad.csv", rows(100, features=2) + "a,1\n")
+
+    with pytest.raises(InputError, match=r"training/bad.csv, row 101: 2 columns where row 1 has 3"):
+        read(channel)
 
 
 def test_files_with_different_label_sets_share_one_coding(channel: Channel) -> None:
