@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import formats
 import predictor
@@ -78,7 +78,7 @@ def create_app(model: predictor.Model, settings: Settings) -> Flask:
                 f"cannot answer in any type of Accept {request.headers.get('Accept')!r}; "
                 f"accept one of: {', '.join(formats.MEDIA_TYPES)}",
             )
-        body = request.get_data(cache=False)
+        body = _body(settings.max_payload_bytes)
         if not body:
             raise ClientError(400, "empty body: send at least one record")
         work = functools.partial(_predict, model, body, content_type, accept, settings.batch)
@@ -106,6 +106,20 @@ def create_app(model: predictor.Model, settings: Settings) -> Flask:
         return jsonify(error="internal server error", request_id=request_id), 500
 
     return app
+
+
+def _body(max_bytes: int) -> bytes:
+    """The request body, in one read of the server's input stream when its length is known.
+
+    nginx always sends the length. Reading through werkzeug instead would take it in 64 KiB
+    pieces and copy it twice.
+    """
+    length = request.content_length
+    if length is None:
+        return request.get_data(cache=False)
+    if length > max_bytes:
+        raise RequestEntityTooLarge()
+    return request.environ["wsgi.input"].read(length)
 
 
 def _predict(

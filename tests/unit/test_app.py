@@ -246,6 +246,20 @@ def test_a_body_over_the_limit_is_a_413_from_the_app(client: FlaskClient) -> Non
     assert "6291456 bytes" in response.get_json()["error"]
 
 
+def test_a_body_without_a_content_length_is_read_too(
+    client: FlaskClient, expected: list[str]
+) -> None:
+    response = client.post(
+        "/invocations",
+        input_stream=io.BytesIO(CSV_BODY.encode()),
+        headers={"Content-Type": "text/csv", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    assert response.status_code == 200
+    assert response.get_data(as_text=True).splitlines() == expected
+
+
 def test_a_body_at_the_limit_is_accepted(client: FlaskClient) -> None:
     row = "5.1,3.5,1.4,0.2\n"
     body = row * (settings.MIN_PAYLOAD_MB * settings.MIB // len(row))
