@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from in_flight import stop_with_requests_in_flight
 
 from .engine import Engine
 from .serving import Server, running_server
@@ -86,33 +84,17 @@ def test_docker_stop_answers_every_request_in_flight_then_exits(
     SageMaker's 30 s."""
     big = ROWS * 100_000
     with running_server(engine, image, model_dir) as server:
-        sent = threading.Barrier(9)
-        answers: list[tuple[int, float]] = []
+        stopping = stop_with_requests_in_flight(
+            server.port,
+            big,
+            lambda: engine.run("stop", "--time", str(STOP_TIMEOUT_S), server.container),
+        )
 
-        def ask() -> None:
-            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-            try:
-                connection.request("POST", "/invocations", big, {"Content-Type": "text/csv"})
-                sent.wait()
-                response = connection.getresponse()
-                response.read()
-                answers.append((response.status, time.monotonic()))
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=ask) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        sent.wait()
-        stopping = time.monotonic()
-        engine.run("stop", "--time", str(STOP_TIMEOUT_S), server.container)
-        stopped = time.monotonic()
-        for thread in threads:
-            thread.join(60)
-
-        assert sorted(status for status, _ in answers) == [200] * 8
-        assert any(at > stopping for _, at in answers), "no request was still in flight"
-        assert stopped - stopping < STOP_TIMEOUT_S
+        assert sorted(status for status, _ in stopping.answers) == [200] * 8
+        assert any(at > stopping.began for _, at in stopping.answers), (
+            "no request was still in flight"
+        )
+        assert stopping.ended - stopping.began < STOP_TIMEOUT_S
         state = json.loads(
             engine.run("inspect", "--format", "{{json .State}}", server.container).stdout
         )

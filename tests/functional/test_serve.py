@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skops.io
+from in_flight import stop_with_requests_in_flight
 from iris_model import save_iris_model
 from serving import ROOT, Server, children, start, wait_for
 
@@ -225,29 +226,16 @@ def test_nothing_answers_before_gunicorn_can_so_there_is_no_502(
 
 def test_sigterm_finishes_8_requests_in_flight_and_exits_0(own_server: Server) -> None:
     body = csv_of(4 * 1024 * 1024)
-    results: list[tuple[int, float]] = []
-    sent = threading.Barrier(9)
 
-    def call() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", own_server.port, timeout=60)
-        connection.request("POST", "/invocations", body, {"Content-Type": "text/csv"})
-        sent.wait()
-        response = connection.getresponse()
-        response.read()
-        results.append((response.status, time.monotonic()))
-        connection.close()
+    def stop() -> None:
+        own_server.process.send_signal(signal.SIGTERM)
+        own_server.process.wait(30)
 
-    threads = [threading.Thread(target=call) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    sent.wait()
-    signalled = time.monotonic()
-    own_server.process.send_signal(signal.SIGTERM)
-    assert own_server.process.wait(30) == 0, own_server.output
-    for thread in threads:
-        thread.join()
-    assert [status for status, _ in results] == [200] * 8
-    assert max(answered for _, answered in results) > signalled, "no request was in flight"
+    stopping = stop_with_requests_in_flight(own_server.port, body, stop)
+
+    assert own_server.process.returncode == 0, own_server.output
+    assert [status for status, _ in stopping.answers] == [200] * 8
+    assert max(at for _, at in stopping.answers) > stopping.began, "no request was in flight"
 
 
 def test_a_clean_stop_logs_no_traceback(own_server: Server) -> None:
