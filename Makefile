@@ -18,14 +18,26 @@ $(VENV)/.runtime: container/requirements.txt
 	$(BIN)/python -m pip install -q -r container/requirements.txt
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt notebooks/requirements.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt notebooks/requirements.txt $(wildcard examples/*/requirements.txt)
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
 
-demo: ## Train on the bundled data, serve it, predict local_test/payload.csv, stop (no Docker, no AWS)
+EXAMPLES := $(sort $(patsubst examples/%/predictor.py,%,$(wildcard examples/*/predictor.py)))
+EXAMPLE_DIR := $(CURDIR)/examples/$(EXAMPLE)
+
+demo: ## Train, serve, predict a payload, stop, natively (no Docker, no AWS); EXAMPLE=<name>: one of examples/
+	@if [[ -n "$(EXAMPLE)" && ! -f "$(EXAMPLE_DIR)/predictor.py" ]]; then \
+		echo "error: no example EXAMPLE=$(EXAMPLE); the examples are: $(EXAMPLES)" >&2; exit 2; fi
 	scripts/install-system-packages.sh demo
 	$(MAKE) --no-print-directory $(VENV)/.runtime
+ifeq ($(EXAMPLE),)
 	local_test/demo.sh
+else
+	if grep -qv '^[[:space:]]*\(#\|$$\)' "$(EXAMPLE_DIR)/requirements.txt" 2>/dev/null; then \
+		$(BIN)/python -m pip install -q -r "$(EXAMPLE_DIR)/requirements.txt"; fi
+	TEST_DIR="$(EXAMPLE_DIR)/test_dir" PAYLOAD="$(EXAMPLE_DIR)/payload.csv" \
+		BYOC_PREDICTOR="$(EXAMPLE_DIR)/predictor.py" local_test/demo.sh
+endif
 
 test: ## Install everything the tests need, then lint and run every test tier
 	scripts/install-system-packages.sh test
@@ -70,4 +82,5 @@ serve-local: $(VENV)/.runtime ## Serve local_test/test_dir/model natively on por
 	local_test/serve_local.sh
 
 clean: ## Remove the virtual environment and generated files
-	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir/model local_test/test_dir/output
+	rm -rf $(VENV) .pytest_cache .ruff_cache local_test/test_dir/model local_test/test_dir/output \
+		examples/*/test_dir*/model examples/*/test_dir*/output

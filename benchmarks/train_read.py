@@ -34,8 +34,8 @@ READER = f"""
 import sys
 from pathlib import Path
 sys.path.insert(0, {str(TRAIN.parent)!r})
-import dataset
-from channels import Channel
+from byoc import dataset
+from byoc.channels import Channel
 dataset.read(Channel("training", Path(sys.argv[1])))
 """
 
@@ -113,6 +113,7 @@ def main() -> None:
         print(f"{args.rows:,} rows x {FEATURES} features in {len(files)} CSV files, {size:.0f} MiB")
 
         env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base)}
+        env.pop("BYOC_PREDICTOR", None)  # the demo's model module: a decision tree
         # pandas is hidden from train, as in the image where it is not installed (this
         # environment has it for the classic way): scikit-learn and pyarrow would import it.
         no_pandas = Path(tmp) / "no_pandas"

@@ -17,14 +17,14 @@ from pathlib import Path
 from gevent import monkey
 
 ENTRY_MODULES = (
-    "training",  # train's worker
-    "model",
-    "sklearn",  # imported when a model is saved or loaded
+    "byoc.training",  # train's worker
+    "byoc.defaults",  # the default hooks, which import the rest when they run:
+    "sklearn",
+    "sklearn.metrics",
     "skops.io",
     "gunicorn.app.wsgiapp",  # `python -m gunicorn`
     "gunicorn.workers.ggevent",  # worker_class = "gevent"
-    "app",  # what wsgi.py imports; importing wsgi itself would load a model
-    "predictor",
+    "byoc.app",  # what wsgi.py imports; importing wsgi itself would load a model
 )
 
 

@@ -1,8 +1,30 @@
 #!/usr/bin/env bash
-# The whole job locally: train on test_dir, serve the model, predict payload.csv, print, stop.
+# The whole job locally: train on a test directory, serve the model, predict a payload, print, stop.
+#   TEST_DIR        the directory standing in for /opt/ml (default local_test/test_dir)
+#   PAYLOAD         the CSV rows to predict (default local_test/payload.csv)
+#   BYOC_PREDICTOR  the model module (default container/decision_trees/predictor.py)
+# `make demo EXAMPLE=<name>` sets all three to one of examples/.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+
+absolute() {
+  echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+}
+payload="${PAYLOAD:-$here/payload.csv}"
+[[ -f "$payload" ]] || { echo "error: PAYLOAD=$payload is not a file" >&2; exit 1; }
+payload="$(absolute "$payload")"
+test_dir="${TEST_DIR:-$here/test_dir}"
+[[ -d "$test_dir" ]] || { echo "error: TEST_DIR=$test_dir is not a directory" >&2; exit 1; }
+export TEST_DIR
+TEST_DIR="$(cd "$test_dir" && pwd)"
+if [[ -n "${BYOC_PREDICTOR:-}" ]]; then
+  [[ -f "$BYOC_PREDICTOR" ]] || { echo "error: BYOC_PREDICTOR=$BYOC_PREDICTOR is not a file" >&2; exit 1; }
+  export BYOC_PREDICTOR
+  BYOC_PREDICTOR="$(absolute "$BYOC_PREDICTOR")"
+fi
+
 # Port 8080 unless PORT says otherwise or 8080 is taken, in which case any free port will do.
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -27,5 +49,5 @@ for _ in $(seq 600); do
 done
 $ready || { echo "demo: serve did not answer /ping on port $port within 60 s" >&2; exit 1; }
 
-echo "predictions for local_test/payload.csv:"
-"$here/predict.sh" "$here/payload.csv"
+echo "predictions for ${payload#"$repo/"}:"
+"$here/predict.sh" "$payload"

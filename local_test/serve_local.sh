@@ -1,24 +1,39 @@
 #!/usr/bin/env bash
-# Serve the model in local_test/test_dir/model (test_dir stands in for /opt/ml) on port $PORT (8080).
+# Serve the model in a test directory's model folder on port $PORT (8080). The test directory stands
+# in for /opt/ml: $TEST_DIR, by default local_test/test_dir.
 #   serve_local.sh         run container/decision_trees/serve natively (with the repo's .venv if any)
 #   serve_local.sh IMAGE   run it in the image as SageMaker does: docker run IMAGE serve
+# $BYOC_PREDICTOR, when set, is the model module that trained the model (examples/*/predictor.py);
+# with IMAGE it is mounted over the image's /opt/program/predictor.py.
 # With IMAGE and no Docker engine that answers, it stops with an error.
 # Stop it with Ctrl-C or SIGTERM: it finishes the requests in flight, then exits.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
-test_dir="$here/test_dir"
+test_dir="${TEST_DIR:-$here/test_dir}"
 port="${PORT:-8080}"
 image="${1:-}"
+
+[[ -d "$test_dir" ]] || { echo "error: TEST_DIR=$test_dir is not a directory" >&2; exit 1; }
+test_dir="$(cd "$test_dir" && pwd)"
+predictor=""
+if [[ -n "${BYOC_PREDICTOR:-}" ]]; then
+  [[ -f "$BYOC_PREDICTOR" ]] || { echo "error: BYOC_PREDICTOR=$BYOC_PREDICTOR is not a file" >&2; exit 1; }
+  # Absolute: serve runs gunicorn from the program's own folder.
+  predictor="$(cd "$(dirname "$BYOC_PREDICTOR")" && pwd)/$(basename "$BYOC_PREDICTOR")"
+  export BYOC_PREDICTOR="$predictor"
+fi
 
 if [[ -n "$image" ]]; then
   if ! docker info >/dev/null 2>&1; then
     echo "error: no Docker engine answers (to serve without the image: $0)" >&2
     exit 1
   fi
+  mounts=(-v "$test_dir:/opt/ml:ro")
+  [[ -z "$predictor" ]] || mounts+=(-v "$predictor:/opt/program/predictor.py:ro")
   # No --init: serve itself is PID 1, as on SageMaker, and handles SIGTERM and Ctrl-C.
-  exec docker run --rm -p "127.0.0.1:$port:8080" -v "$test_dir:/opt/ml:ro" "$image" serve
+  exec docker run --rm -p "127.0.0.1:$port:8080" "${mounts[@]}" "$image" serve
 fi
 
 python="$repo/.venv/bin/python"

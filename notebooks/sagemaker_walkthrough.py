@@ -8,7 +8,11 @@ notebooks/requirements.txt). Everything created is recorded so that `cleanup` ca
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,11 +47,52 @@ POLL_ENV = "WALKTHROUGH_POLL_SECONDS"
 
 INSTANCE_TYPE = "ml.m5.large"
 
-METRIC_DEFINITIONS = [
-    {"Name": name, "Regex": rf"{name}=([0-9.]+)"}
-    for name in ("train:accuracy", "train:f1_macro", "validation:accuracy", "validation:f1_macro")
-]
-"""Scrape the metric lines `train` prints, e.g. `validation:accuracy=0.9667`."""
+TRAIN_PROGRAM = Path(__file__).resolve().parents[1] / "container" / "decision_trees" / "train"
+"""The repository's training program, the one the image runs as `train`."""
+
+PREDICTOR_ENV = "BYOC_PREDICTOR"
+"""The model module `train` uses instead of container/decision_trees/predictor.py, when set."""
+
+
+def metric_definitions(
+    program: Path = TRAIN_PROGRAM, environ: Mapping[str, str] = os.environ
+) -> list[dict[str, str]]:
+    """The MetricDefinitions that scrape `train`'s metric lines, e.g. `validation:accuracy=0.9667`.
+
+    They are what `train --metric-definitions` prints for the model module in place (predictor.py,
+    or $BYOC_PREDICTOR), run with this interpreter: the metrics follow from the model, so they are
+    never written by hand. An image built from this repository holds the same module; for another
+    image, `docker run IMAGE train --metric-definitions` prints its own.
+    """
+    predictor = environ.get(PREDICTOR_ENV)
+    printed = _printed_definitions(
+        str(program), str(Path(predictor).resolve()) if predictor else ""
+    )
+    definitions = json.loads(printed)
+    if not definitions:
+        raise RuntimeError(f"{program} --metric-definitions printed no definitions")
+    return definitions
+
+
+@functools.cache
+def _printed_definitions(program: str, predictor: str) -> str:
+    """What the program prints, once per program and model module in a process (it takes seconds:
+    it imports scikit-learn); restart the kernel after changing the model module."""
+    environ = {k: v for k, v in os.environ.items() if k != PREDICTOR_ENV}
+    if predictor:
+        environ[PREDICTOR_ENV] = predictor
+    run = subprocess.run(
+        [sys.executable, program, "--metric-definitions"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if run.returncode != 0:
+        raise RuntimeError(
+            f"{program} --metric-definitions failed (exit {run.returncode}): {run.stderr.strip()}"
+        )
+    return run.stdout
 
 
 def skip_reason(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -71,6 +116,8 @@ class Walkthrough:
     prefix: str = "decision-trees"
     instance_type: str = INSTANCE_TYPE
     poll_seconds: float = 15
+    metric_definitions: list[dict[str, str]] = field(default_factory=metric_definitions)
+    """Given to every training job: SageMaker scrapes the job's log with them."""
     endpoints: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
 
@@ -109,7 +156,7 @@ class Walkthrough:
             instance_count=1,
             instance_type=self.instance_type,
             hyperparameters=dict(hyperparameters),
-            metric_definitions=METRIC_DEFINITIONS,
+            metric_definitions=self.metric_definitions,
             output_path=self.s3_uri("output"),
             base_job_name=self.prefix,
             sagemaker_session=self.session,
@@ -123,7 +170,7 @@ class Walkthrough:
         return estimator
 
     def final_metrics(self, estimator: Estimator) -> dict[str, float]:
-        """The metrics SageMaker scraped from the job's log with METRIC_DEFINITIONS."""
+        """The metrics SageMaker scraped from the job's log with `metric_definitions`."""
         job = estimator.latest_training_job.describe()
         return {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}
 

@@ -1,10 +1,15 @@
 """gunicorn's settings, all derived from settings.py (`gunicorn --print-config` shows them)."""
 
+import _thread
 import gc
 import logging
+import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import settings
+from byoc import settings
 
 resolved = settings.resolve()
 
@@ -30,6 +35,8 @@ accesslog = None
 errorlog = "-"
 loglevel = logging.getLevelName(resolved.log_level).lower()
 proc_name = "decision-trees"
+BOOT_ERROR = 3
+"""The exit status by which a worker tells gunicorn's master that it cannot boot."""
 
 
 def when_ready(server: object) -> None:
@@ -46,3 +53,50 @@ def worker_exit(server: object, worker: object) -> None:
     write to stderr, which needs no flushing.
     """
     logging._handlerList.clear()
+
+
+def post_worker_init(worker: object) -> None:
+    """Make the worker predict once (wsgi.probe) before it takes a request.
+
+    The probe runs on the worker's main thread, where small requests run. A hook that fails stops
+    the server (gunicorn halts when a worker cannot boot), naming the hook. A probe that does not
+    return within the request timeout (a library deadlocked by the fork) makes the worker exit, and
+    gunicorn replaces it: /ping is never answered by a worker that cannot predict.
+    """
+    import wsgi
+
+    start_thread, allocate_lock = _os_threads()
+    finished = allocate_lock()
+    finished.acquire()
+    start_thread(_watch, (finished,))
+    try:
+        wsgi.probe()
+    except Exception as e:
+        print(f"serve: the model cannot predict: {e}", file=sys.stderr, flush=True)
+        # gunicorn's "worker failed to boot": the master stops, and so does serve.
+        sys.exit(BOOT_ERROR)
+    finally:
+        finished.release()
+
+
+def _os_threads() -> tuple[Callable[..., object], Callable[[], Any]]:
+    """A real thread and lock, as before gevent patched them: a deadlock on the main thread would
+    stop gevent's loop, and every greenlet with it."""
+    try:
+        from gevent.monkey import get_original
+    except ImportError:
+        return _thread.start_new_thread, _thread.allocate_lock
+    start_thread, allocate_lock = get_original("_thread", ["start_new_thread", "allocate_lock"])
+    return start_thread, allocate_lock
+
+
+def _watch(finished: Any) -> None:
+    if finished.acquire(timeout=resolved.timeout):
+        return
+    print(
+        f"serve: worker {os.getpid()} could not predict within {resolved.timeout} s "
+        "(a library may have deadlocked after the fork); replacing it",
+        file=sys.stderr,
+        flush=True,
+    )
+    os._exit(1)

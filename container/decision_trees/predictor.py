@@ -1,78 +1,34 @@
-"""YOUR MODEL: how it is loaded, how a request becomes a matrix, how predictions become records.
+"""YOUR MODEL: what `train` fits and `serve` predicts with. Change this file to bring your own.
 
-This is the one module to change to serve another model. Each function is called by the plumbing
-in app.py, which does the rest of SageMaker's contract (content types, errors, sizes, /ping):
+The demo is a scikit-learn decision tree. Any scikit-learn estimator or Pipeline works by changing
+`estimator()` alone: its `get_params()` names are the training job's hyperparameters, validated by
+scikit-learn, and the metrics, the model files and serving follow from it. Each hook below may be
+defined here to replace its default (in byoc/defaults.py, which you can call from your own):
 
-    load_model(model_dir)        once, in the gunicorn master before the workers fork
-    to_matrix(model, rows)       rows: a 2-D float array decoded from CSV, JSON, JSON Lines or NPY
-    predict(model, matrix)       the predictions, one per row
-    to_records(model, predicted) one JSON-able value per row; CSV writes one line per record
+    training   build_estimator(hyperparameters) -> estimator   (default: estimator() + set_params)
+               fit(estimator, features, labels) -> fitted      (default: estimator.fit)
+               evaluate(estimator, features, labels) -> {name: value}
+               metric_names(estimator) -> names                (must match evaluate's)
+               describe(estimator) -> str                      (one log line)
+               save_model(estimator, directory)                (default: skops; + tree.npz)
+    serving    model_fn(model_dir) -> model                    (default: defaults.Model)
+               input_fn(rows, model) -> data                   (rows: decoded 2-D array)
+               predict_fn(data, model, request) -> prediction  (request.accept, request.outputs)
+               output_fn(prediction, model, request) -> records (one JSON-able value per row)
 
-Raise `InputError` for anything wrong with the caller's data: it becomes a 400 naming the problem.
+Raise `byoc.errors.InputError` for a problem with the caller's data: a 400 when serving, exit 2
+with a failure file when training. Import heavy libraries inside the hooks, as below: `serve`
+imports this module, and a decision tree is served without loading scikit-learn at all.
 """
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-
-import tree
-from model import ModelError, load_with
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+"""Types beyond skops' defaults that loading the saved model may create (`train` says if one is
+missing). Loading never trusts what the file itself lists."""
 
 
-class InputError(ValueError):
-    """The caller's data cannot be predicted; the message is sent back with a 400."""
+def estimator():
+    """The estimator to train, with its default hyperparameters."""
+    from sklearn.tree import DecisionTreeClassifier
 
-
-@dataclass(frozen=True)
-class Model:
-    """What serving needs, prepared once at load time."""
-
-    tree: tree.DecisionTree
-    n_features: int
-    labels: np.ndarray
-    """The class labels as strings, indexed by the class index `predict` returns (object array)."""
-
-
-def load_model(model_dir: Path) -> Model:
-    """Read the tree `train` saved; ModelError says what is missing or wrong.
-
-    To serve another scikit-learn estimator, load it with `model.load(model_dir)` (skops) here
-    and call its `predict` in `predict` below.
-    """
-    fitted, metadata = load_with(model_dir, tree.read)
-    n_features = int(metadata.get("n_features", fitted.n_features))
-    if n_features != fitted.n_features:
-        raise ModelError(f"metadata.json has {n_features} features, the tree {fitted.n_features}")
-    return Model(
-        tree=fitted,
-        n_features=n_features,
-        labels=np.array([str(label) for label in fitted.classes], dtype=object),
-    )
-
-
-def to_matrix(model: Model, rows: np.ndarray) -> np.ndarray:
-    """Check the decoded rows against the model and return what the tree reads: float32, C order."""
-    if rows.shape[0] == 0:
-        raise InputError("no rows: send at least one record")
-    if rows.shape[1] != model.n_features:
-        raise InputError(f"row 1: expected {model.n_features} features, got {rows.shape[1]}")
-    matrix = np.ascontiguousarray(rows, dtype=np.float32)
-    # A float64 sum of float32 values cannot overflow, so it is finite unless a value is not.
-    if not np.isfinite(matrix.sum(dtype=np.float64)):
-        row, column = np.argwhere(~np.isfinite(matrix))[0]
-        raise InputError(f"row {row + 1}: feature {column + 1} is {rows[row, column]}, not finite")
-    return matrix
-
-
-def predict(model: Model, matrix: np.ndarray) -> np.ndarray:
-    """The index of the predicted class of each row."""
-    return model.tree.predict(matrix)
-
-
-def to_records(model: Model, predicted: np.ndarray) -> list[Any]:
-    """One output record per row: the predicted class label."""
-    return model.labels[predicted].tolist()
+    # Fixed, so that the same data and hyperparameters give the same tree.
+    return DecisionTreeClassifier(random_state=0)

@@ -1,21 +1,23 @@
 """The WSGI entry point gunicorn loads (`wsgi:app`), once, in its master before forking workers.
 
-Loading the model here, with gunicorn's preload_app, means every worker shares its memory and no
-request ever waits for it. A model that cannot be loaded or cannot predict stops the server.
+The model module's `model_fn` runs here, with gunicorn's preload_app, so that every worker shares
+the model's memory and no request waits for it. A model that cannot be loaded stops the server.
+Nothing here predicts, and the model is loaded in a thread of its own: OpenMP threads started in
+the master's main thread do not survive the fork, and the workers' main threads would hang. Each
+worker instead proves that it can predict (`probe`, run by gunicorn.conf.py's post_worker_init, on
+the thread that answers small requests) before it takes a request.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-import formats
-import predictor
-import settings
-from app import create_app
-from model import ModelError
+from byoc import artifacts, defaults, formats, hooks, settings
+from byoc.app import create_app
 
 resolved = settings.resolve()
 logging.basicConfig(
@@ -23,25 +25,64 @@ logging.basicConfig(
 )
 
 
-def _load() -> predictor.Model:
+def _columns(model: object) -> formats.Columns:
+    """The features requests are decoded into: the model's own, else its metadata's."""
+    columns = getattr(model, "columns", None)
+    if isinstance(columns, formats.Columns):
+        return columns
+    return defaults.Model(model, artifacts.read_metadata(resolved.model_dir)).columns
+
+
+def _load() -> tuple[hooks.Hooks, object, formats.Columns]:
     try:
-        loaded = predictor.load_model(resolved.model_dir)
-        probe = np.zeros((1, loaded.n_features))
-        predictor.to_records(loaded, predictor.predict(loaded, predictor.to_matrix(loaded, probe)))
-        # pyarrow sets up ~6 MB at its first CSV read: here, before the fork, the workers share
-        # it instead of each building its own copy on its first big request.
-        row = ",".join(["0"] * loaded.n_features) + "\n"
-        big_body = row.encode() * (formats.PYARROW_MIN_BYTES // len(row) + 1)
-        formats.decode(big_body, formats.CSV, loaded.n_features)
-    except ModelError as e:
+        model_hooks = hooks.load()
+    except hooks.HookError as e:
+        raise SystemExit(f"serve: {e}") from None
+    try:
+        # In a thread of its own: a library that starts OpenMP threads when it loads (LightGBM)
+        # ties them to the thread that loaded it, and a forked worker's main thread, which has no
+        # such threads, would wait for them forever.
+        with ThreadPoolExecutor(1, thread_name_prefix="model_fn") as loader:
+            model = loader.submit(model_hooks.model_fn, resolved.model_dir).result()
+        columns = _columns(model)
+    except artifacts.ModelError as e:
         raise SystemExit(f"serve: {e}") from None
     except Exception as e:
-        message = f"the model loads but cannot predict: {type(e).__name__}: {e}"
-        raise SystemExit(f"serve: {message}") from None
-    return loaded
+        raise SystemExit(
+            f"serve: model_fn of {model_hooks.path} failed: {type(e).__name__}: {e}"
+        ) from None
+    # pyarrow sets up ~6 MB at its first CSV read: here, before the fork, the workers share it
+    # instead of each building its own copy on its first big request. It starts no threads.
+    if not columns.strings:
+        row = ",".join(["0"] * columns.width) + "\n"
+        formats.decode(
+            row.encode() * (formats.PYARROW_MIN_BYTES // len(row) + 1), formats.CSV, columns
+        )
+    return model_hooks, model, columns
 
 
+def probe() -> None:
+    """Predict one row (zeros, text columns missing) through every hook, as a request would.
+
+    RuntimeError names the hook that failed.
+    """
+    cells: list[object] = [None if i in columns.strings else 0.0 for i in range(columns.width)]
+    rows = np.array([cells], dtype=object if columns.strings else np.float64)
+    asked = defaults.Request(accept=formats.JSON, outputs=resolved.inference_output)
+    stage = "input_fn"
+    try:
+        data = model_hooks.input_fn(rows, model)
+        stage = "predict_fn"
+        prediction = model_hooks.predict_fn(data, model, asked)
+        stage = "output_fn"
+        formats.encode(model_hooks.output_fn(prediction, model, asked), formats.JSON, batch=False)
+    except Exception as e:
+        where = model_hooks.path if stage in model_hooks.overridden else "byoc/defaults.py"
+        raise RuntimeError(f"{stage} ({where}) failed: {type(e).__name__}: {e}") from e
+
+
+model_hooks, model, columns = _load()
 try:
-    app = create_app(_load(), resolved)
+    app = create_app(model_hooks, model, columns, resolved)
 except ValueError as e:
     raise SystemExit(f"serve: {e}") from None

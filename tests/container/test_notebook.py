@@ -45,6 +45,9 @@ def test_the_walkthrough_trains_and_serves_in_the_image_when_the_engine_has_it(
     printed = outputs(notebook)
     assert f"running in the image {image}" in printed
     assert "validation:accuracy=" in printed
+    assert "['metadata.json', 'model.skops', 'tree.npz']" in printed
     assert "200 text/csv 30 rows in, 30 predictions out" in printed
+    assert "'probabilities': [" in printed
+    assert "200 text/csv ['versicolor', 'versicolor']" in printed  # rows with a missing value
     assert "400 application/json" in printed
     assert "server exit status: 0" in printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import threading
@@ -12,6 +13,7 @@ import moto_sagemaker
 import nbformat
 import pytest
 import run_notebook
+import sagemaker_walkthrough
 from conftest import require_tool
 
 NOTEBOOK = run_notebook.NOTEBOOK
@@ -64,10 +66,26 @@ def test_every_cell_runs_without_an_error(executed: Any) -> None:
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
 
 
+def test_part1_shows_the_model_module(executed: Any) -> None:
+    module = text_of(cell_after(executed, "### Where your own model goes"))
+    assert "TRUSTED_TYPES = " in module
+    assert "def estimator():" in module
+    assert "Change this file" not in module, "the module's docstring is left out"
+
+
 def test_training_prints_the_metric_lines(executed: Any) -> None:
     log = text_of(cell_after(executed, "### Train"))
     assert "validation:accuracy=" in log
     assert "exit status: 0" in log
+
+
+def test_the_model_directory_holds_the_tree_and_its_metadata(executed: Any) -> None:
+    listing = text_of(cell_after(executed, "### Train", 1))
+    assert "['metadata.json', 'model.skops', 'tree.npz']" in listing
+    assert 'estimator: "DecisionTreeClassifier"' in listing
+    assert 'kind: "classifier"' in listing
+    assert 'classes: ["setosa", "versicolor", "virginica"]' in listing
+    assert '"validation:accuracy": ' in listing
 
 
 def test_csv_and_json_predictions_are_the_expected_labels(executed: Any) -> None:
@@ -90,6 +108,23 @@ def test_the_held_out_file_gets_one_prediction_per_row_and_a_high_accuracy(execu
         if "image/png" in o.get("data", {})
     ]
     assert len(plots) == 2
+
+
+def test_a_verbose_request_answers_the_probabilities(executed: Any) -> None:
+    lines = text_of(cell_after(executed, "### Probabilities")).splitlines()
+    assert lines[0] == "200 application/json"
+    records = [ast.literal_eval(line) for line in lines[1:]]
+    assert [r["predicted_label"] for r in records] == ["setosa", "versicolor", "virginica"]
+    for record in records:
+        assert record["labels"] == ["setosa", "versicolor", "virginica"]
+        assert sum(record["probabilities"]) == pytest.approx(1)
+        assert record["probability"] == max(record["probabilities"])
+
+
+def test_rows_with_a_missing_value_are_predicted(executed: Any) -> None:
+    csv, json_answer = text_of(cell_after(executed, "### Missing values")).splitlines()
+    assert csv == "200 text/csv ['versicolor', 'versicolor']"
+    assert json_answer.startswith("200 application/json [{'predicted_label': 'versicolor'")
 
 
 def test_a_bad_request_shows_the_400_and_its_message(executed: Any) -> None:
@@ -197,6 +232,12 @@ def test_opted_in_the_sagemaker_cells_run_and_leave_nothing_behind(
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
     assert "Skipped" not in "".join(text_of(c) for c in code)
+    # The training job got what `train --metric-definitions` prints, none written by hand.
+    training = text_of(cell_after(notebook, "### Upload the data and train", 1))
+    printed = [
+        ast.literal_eval(line) for line in training.splitlines() if line.startswith("{'Name'")
+    ]
+    assert printed == sagemaker_walkthrough.metric_definitions()
     assert "batch accuracy:" in text_of(cell_after(notebook, "### Batch transform"))
     assert "'leaves-3': 50" in text_of(cell_after(notebook, "### A/B test", 1))
     cleanup = text_of(cell_after(notebook, "### Clean up")).splitlines()

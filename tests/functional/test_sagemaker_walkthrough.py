@@ -25,7 +25,23 @@ import sagemaker_walkthrough as walkthrough
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "local_test" / "test_dir" / "input" / "data"
+TRAIN = REPO / "container" / "decision_trees" / "train"
+REGRESSOR = REPO / "examples" / "gradient_boosting_regressor"
 IMAGE_URI, ROLE, BUCKET = moto_sagemaker.IMAGE_URI, moto_sagemaker.ROLE, moto_sagemaker.BUCKET
+
+
+def printed_definitions(**environ: str) -> list[dict[str, str]]:
+    """What `train --metric-definitions` prints, run here independently of the walkthrough."""
+    base = {k: v for k, v in os.environ.items() if k != walkthrough.PREDICTOR_ENV}
+    run = subprocess.run(
+        [sys.executable, TRAIN, "--metric-definitions"],
+        env={**base, **environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(run.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +111,14 @@ def test_training_job_gets_the_image_channels_hyperparameters_and_metric_regexes
     [request] = sent["CreateTrainingJob"]
     assert request["TrainingJobName"] == estimator.latest_training_job.name
     assert request["AlgorithmSpecification"]["TrainingImage"] == IMAGE_URI
-    assert request["AlgorithmSpecification"]["MetricDefinitions"] == walkthrough.METRIC_DEFINITIONS
+    # Exactly what the training program prints for the model module in place, none hand-written.
+    definitions = request["AlgorithmSpecification"]["MetricDefinitions"]
+    assert definitions == wt.metric_definitions == printed_definitions()
+    assert {d["Name"] for d in definitions} == {
+        f"{channel}:{metric}"
+        for channel in ("train", "validation")
+        for metric in ("accuracy", "f1_macro")
+    }
     assert request["HyperParameters"] == {"max_leaf_nodes": "5"}
     assert request["RoleArn"] == ROLE
     assert request["ResourceConfig"]["InstanceType"] == walkthrough.INSTANCE_TYPE
@@ -224,11 +247,24 @@ def wt_url(wt: walkthrough.Walkthrough) -> str:
     return wt.session.sagemaker_client.meta.endpoint_url
 
 
-def test_metric_definitions_scrape_every_metric_train_prints(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("predictor", "test_dir"),
+    [
+        (None, REPO / "local_test" / "test_dir"),
+        (REGRESSOR / "predictor.py", REGRESSOR / "test_dir"),
+    ],
+    ids=["demo", "regressor"],
+)
+def test_metric_definitions_scrape_every_metric_train_prints(
+    predictor: Path | None, test_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The regexes given to SageMaker find each metric of a real run, with the value it saved."""
-    shutil.copytree(REPO / "local_test" / "test_dir" / "input", tmp_path / "input")
+    monkeypatch.delenv(walkthrough.PREDICTOR_ENV, raising=False)
+    if predictor is not None:
+        monkeypatch.setenv(walkthrough.PREDICTOR_ENV, str(predictor))
+    shutil.copytree(test_dir / "input", tmp_path / "input")
     run = subprocess.run(
-        [sys.executable, REPO / "container" / "decision_trees" / "train"],
+        [sys.executable, TRAIN],
         env={**os.environ, "SAGEMAKER_BASE_DIR": str(tmp_path)},
         capture_output=True,
         text=True,
@@ -238,7 +274,31 @@ def test_metric_definitions_scrape_every_metric_train_prints(tmp_path: Path) -> 
     saved = json.loads((tmp_path / "output" / "data" / "metrics.json").read_text())
     log = run.stdout + run.stderr
     scraped = {}
-    for definition in walkthrough.METRIC_DEFINITIONS:
+    for definition in walkthrough.metric_definitions():
         [value] = re.findall(definition["Regex"], log)
         scraped[definition["Name"]] = float(value)
     assert scraped == pytest.approx(saved, abs=1e-4)
+
+
+def test_metric_definitions_follow_the_model_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A regressor's module gives a regressor's metrics: the definitions come from the model."""
+    monkeypatch.setenv(walkthrough.PREDICTOR_ENV, str(REGRESSOR / "predictor.py"))
+    definitions = walkthrough.metric_definitions()
+    assert definitions == printed_definitions(
+        **{walkthrough.PREDICTOR_ENV: str(REGRESSOR / "predictor.py")}
+    )
+    assert {d["Name"] for d in definitions} == {
+        f"{channel}:{metric}"
+        for channel in ("train", "validation")
+        for metric in ("rmse", "mae", "r2")
+    }
+
+
+def test_metric_definitions_say_why_the_program_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "predictor.py"
+    monkeypatch.setenv(walkthrough.PREDICTOR_ENV, str(missing))
+    with pytest.raises(RuntimeError, match="--metric-definitions failed") as failure:
+        walkthrough.metric_definitions()
+    assert str(missing) in str(failure.value)

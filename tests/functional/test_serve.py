@@ -19,7 +19,8 @@ from in_flight import stop_with_requests_in_flight
 from iris_model import save_iris_model
 from serving import ROOT, Server, children, start, wait_for
 
-from model import TRUSTED_TYPES
+from byoc.cpus import available_cpus
+from predictor import TRUSTED_TYPES
 from training_job import Job
 
 PAYLOAD = (ROOT / "local_test" / "payload.csv").read_bytes()
@@ -320,3 +321,98 @@ def test_serve_predicts_what_scikit_learn_predicts_with_the_model_train_saves(
     estimator = skops.io.load(job.model_dir / "model.skops", trusted=TRUSTED_TYPES)
     rows = np.loadtxt(PAYLOAD.decode().splitlines(), delimiter=",", dtype=np.float32, ndmin=2)
     assert body.decode().splitlines() == [str(label) for label in estimator.predict(rows)]
+
+
+def model_module(tmp_path: Path, hooks: str) -> dict[str, str]:
+    """The demo model module with `hooks` added, as the environment that makes serve use it."""
+    demo = (ROOT / "container" / "decision_trees" / "predictor.py").read_text()
+    path = tmp_path / "faulty_predictor.py"
+    path.write_text(f"{demo}\n\n{hooks}\n")
+    return {"BYOC_PREDICTOR": str(path)}
+
+
+def test_a_model_fn_that_raises_makes_serve_exit_non_zero_naming_it(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    hooks = "def model_fn(model_dir):\n    raise RuntimeError('weights missing')\n"
+    failing = start(base_dir, tmp_path, **model_module(tmp_path, hooks))
+    assert failing.process.wait(60) != 0
+    assert "model_fn" in failing.output
+    assert "weights missing" in failing.output
+
+
+def test_a_predict_fn_that_cannot_predict_stops_serve_before_it_listens(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    hooks = "def predict_fn(data, model, request):\n    raise KeyError('no such head')\n"
+    failing = start(base_dir, tmp_path, **model_module(tmp_path, hooks))
+    assert failing.process.wait(60) == 1
+    assert "the model cannot predict: predict_fn" in failing.output
+    assert "no such head" in failing.output
+    assert "listening on port" not in failing.output
+
+
+def test_a_worker_whose_probe_hangs_is_replaced_and_ping_waits_for_one_that_predicts(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    # The first worker to predict hangs for good, as after a fork that deadlocked OpenMP.
+    marker = tmp_path / "hung-once"
+    hooks = (
+        "import os, time\n"
+        "from byoc import defaults\n"
+        "def predict_fn(data, model, request):\n"
+        f"    if not os.path.exists({str(marker)!r}):\n"
+        f"        open({str(marker)!r}, 'w').close()\n"
+        "        time.sleep(3600)\n"
+        "    return defaults.predict_fn(data, model, request)\n"
+    )
+    running = start(
+        base_dir,
+        tmp_path,
+        SAGEMAKER_MODEL_SERVER_WORKERS="1",
+        SAGEMAKER_MODEL_SERVER_TIMEOUT="3",
+        **model_module(tmp_path, hooks),
+    )
+    try:
+        running.wait_ready()
+        assert "could not predict within 3 s" in running.output
+        status, _, body = running.request("POST", "/invocations", ROW, {"Content-Type": "text/csv"})
+        assert (status, body) == (200, b"setosa\n")
+    finally:
+        assert running.stop() == 0, running.output
+
+
+def test_a_hook_that_fails_on_one_request_is_a_500_logged_once_without_the_body(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    hooks = (
+        "from byoc import defaults\n"
+        "def input_fn(rows, model):\n"
+        "    if rows.shape[0] == 3:\n"
+        "        raise ZeroDivisionError('three rows')\n"
+        "    return defaults.input_fn(rows, model)\n"
+    )
+    running = start(base_dir, tmp_path, **model_module(tmp_path, hooks))
+    canary = b"5.123456789,3.5,1.4,0.2\n"
+    try:
+        running.wait_ready()
+        status, _, body = running.request(
+            "POST", "/invocations", canary * 3, {"Content-Type": "text/csv"}
+        )
+        assert status == 500
+        answer = json.loads(body)
+        assert answer["error"] == "the model failed in input_fn"
+        status, _, body = running.request("POST", "/invocations", ROW, {"Content-Type": "text/csv"})
+        assert (status, body) == (200, b"setosa\n")
+    finally:
+        assert running.stop() == 0, running.output
+    output = running.output
+    assert output.count(f"request {answer['request_id']} failed in input_fn") == 1
+    assert "ZeroDivisionError" in output
+    assert "5.123456789" not in output
+
+
+def test_each_worker_gets_its_share_of_the_cpus_for_openmp(server: Server) -> None:
+    for worker in children(server.gunicorn_master):
+        environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+        assert f"OMP_NUM_THREADS={max(1, available_cpus() // 2)}".encode() in environ

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from failure import FAILURE_REASON_LIMIT, reason_line, write_failure
+from byoc.failure import (
+    EXIT_INPUT_ERROR,
+    EXIT_INTERNAL_ERROR,
+    FAILURE_REASON_LIMIT,
+    reason_line,
+    stopped_exit_code,
+    write_failure,
+)
 
 
 def test_the_reason_comes_first_and_the_details_after(tmp_path: Path) -> None:
@@ -44,3 +51,9 @@ def test_a_long_reason_is_cut_between_utf8_characters_and_kept_whole_after(tmp_p
 def test_a_reason_that_fits_is_one_line_as_it_is() -> None:
     assert reason_line("Channel  training\nhas no rows.") == "Channel training has no rows."
     assert reason_line("é" * 512) == "é" * 512
+
+
+def test_the_exit_codes_tell_input_from_code_from_a_stop() -> None:
+    assert (EXIT_INTERNAL_ERROR, EXIT_INPUT_ERROR) == (1, 2)
+    assert stopped_exit_code(15) == 143
+    assert stopped_exit_code(9) == 137

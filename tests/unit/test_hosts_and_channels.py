@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import channels
-import hosts
-from environment import Paths
-from failure import InputError
+from byoc import channels, hosts
+from byoc.config import read_json_object
+from byoc.environment import Paths
+from byoc.errors import InputError
 
 
 def write(paths: Paths, name: str, content: object) -> None:
@@ -116,3 +116,40 @@ def test_a_configured_channel_without_data_fails(paths: Paths) -> None:
 
     with pytest.raises(InputError, match='Channel "training" has no data'):
         channels.training_and_validation(channels.read(paths))
+
+
+def test_a_config_file_holds_a_json_object(tmp_path: Path) -> None:
+    path = tmp_path / "resourceconfig.json"
+    path.write_text('{"hosts": ["algo-1"]}')
+
+    assert read_json_object(path) == {"hosts": ["algo-1"]}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", "is not valid JSON"), ('["algo-1"]', "must hold a JSON object of hosts")],
+)
+def test_a_config_file_without_a_json_object_is_an_input_error_naming_it(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "resourceconfig.json"
+    path.write_text(content)
+
+    with pytest.raises(InputError, match=message) as error:
+        read_json_object(path, "a JSON object of hosts")
+    assert str(error.value).startswith(str(path))
+
+
+def test_an_unreadable_resource_file_fails_naming_it(paths: Paths) -> None:
+    paths.input_config.mkdir(parents=True)
+    (paths.input_config / "resourceconfig.json").write_text("[]")
+
+    with pytest.raises(InputError, match=r"resourceconfig\.json must hold a JSON object"):
+        hosts.read(paths)
+
+
+def test_a_channel_entry_that_is_not_an_object_fails(paths: Paths) -> None:
+    write(paths, "inputdataconfig.json", {"training": "File"})
+
+    with pytest.raises(InputError, match="JSON object of channel names to objects"):
+        channels.read(paths)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-import settings
+from byoc import cpus, settings
 
 
 def resolve(**environ: str) -> settings.Settings:
@@ -22,7 +25,8 @@ def test_defaults_follow_sagemaker() -> None:
     assert resolved.batch is False
     assert resolved.log_level == 20
     assert resolved.model_dir == Path("/opt/ml/model")
-    assert resolved.workers == settings.available_cpus()
+    assert resolved.workers == cpus.available_cpus()
+    assert resolved.inference_output == ("predicted_label",)
 
 
 def test_sagemaker_names_and_the_classic_names_are_read() -> None:
@@ -78,6 +82,9 @@ def test_concurrent_transforms_times_payload_stays_within_100_mb(
         ("SAGEMAKER_BIND_TO_PORT", "70000", "at most 65535"),
         ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "-1", "at least 1"),
         ("SAGEMAKER_CONTAINER_LOG_LEVEL", "loud", "neither a number nor a level"),
+        ("SAGEMAKER_INFERENCE_OUTPUT", "predicted_label,score", "expected distinct names among"),
+        ("SAGEMAKER_INFERENCE_OUTPUT", "probability,probability", "expected distinct names"),
+        ("SAGEMAKER_INFERENCE_OUTPUT", "predicted-label", "expected distinct names"),
     ],
 )
 def test_an_unusable_value_names_the_variable(name: str, value: str, message: str) -> None:
@@ -85,9 +92,74 @@ def test_an_unusable_value_names_the_variable(name: str, value: str, message: st
         resolve(**{name: value})
 
 
+@pytest.mark.parametrize(
+    ("raw", "outputs"),
+    [
+        ("", ("predicted_label",)),
+        (" ", ("predicted_label",)),
+        ("predicted_label", ("predicted_label",)),
+        ("probability", ("probability",)),
+        ("probability,predicted_label", ("probability", "predicted_label")),
+        (
+            " Predicted_Label , PROBABILITIES,labels ,probability",
+            ("predicted_label", "probabilities", "labels", "probability"),
+        ),
+        ("labels,", ("labels",)),
+    ],
+)
+def test_inference_output_is_a_list_of_outputs_in_the_order_asked(
+    raw: str, outputs: tuple[str, ...]
+) -> None:
+    assert resolve(SAGEMAKER_INFERENCE_OUTPUT=raw).inference_output == outputs
+
+
+def test_every_inference_output_is_one_the_default_hooks_answer() -> None:
+    from byoc import defaults
+
+    assert settings.OUTPUTS == defaults.OUTPUTS
+    assert settings.OUTPUTS[0] == defaults.PREDICTED_LABEL
+    everything = resolve(SAGEMAKER_INFERENCE_OUTPUT=",".join(settings.OUTPUTS))
+    assert everything.inference_output == settings.OUTPUTS
+
+
+def test_the_unknown_name_error_lists_the_known_ones() -> None:
+    with pytest.raises(settings.SettingsError) as error:
+        resolve(SAGEMAKER_INFERENCE_OUTPUT="score")
+    for name in settings.OUTPUTS:
+        assert name in str(error.value)
+    assert "'score'" in str(error.value)
+
+
+def test_as_dict_is_json_with_the_derived_values() -> None:
+    values = resolve(SAGEMAKER_INFERENCE_OUTPUT="probability,labels").as_dict()
+
+    assert json.loads(json.dumps(values)) == {
+        **values,
+        "inference_output": ["probability", "labels"],
+    }
+    assert values["max_payload_bytes"] == 6 * 1024 * 1024
+    assert values["max_concurrent_transforms"] >= 1
+
+
+def test_settings_prints_the_resolved_values_without_starting_anything(tmp_path: Path) -> None:
+    program_dir = Path(settings.__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "byoc.settings"],
+        cwd=program_dir,
+        env={"SAGEMAKER_INFERENCE_OUTPUT": "labels", "SAGEMAKER_BASE_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    printed = json.loads(result.stdout)
+    assert printed["inference_output"] == ["labels"]
+    assert printed["model_dir"] == str(tmp_path / "model")
+
+
 @pytest.fixture
 def four_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings.os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
+    monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
 
 
 def write(path: Path, text: str) -> None:
@@ -97,12 +169,12 @@ def write(path: Path, text: str) -> None:
 
 @pytest.mark.usefixtures("four_cpus")
 def test_cpus_are_the_affinity_without_a_quota(tmp_path: Path) -> None:
-    assert settings.available_cpus(tmp_path, tmp_path / "cgroup") == 4
+    assert cpus.available_cpus(tmp_path, tmp_path / "cgroup") == 4
 
 
 @pytest.mark.usefixtures("four_cpus")
 @pytest.mark.parametrize(
-    ("cpu_max", "cpus"),
+    ("cpu_max", "expected"),
     [
         ("150000 100000", 2),
         ("100000 100000", 1),
@@ -111,32 +183,32 @@ def test_cpus_are_the_affinity_without_a_quota(tmp_path: Path) -> None:
         ("10000 100000", 1),
     ],
 )
-def test_a_cgroup_v2_quota_lowers_the_cpus(tmp_path: Path, cpu_max: str, cpus: int) -> None:
+def test_a_cgroup_v2_quota_lowers_the_cpus(tmp_path: Path, cpu_max: str, expected: int) -> None:
     write(tmp_path / "cpu.max", cpu_max)
-    assert settings.available_cpus(tmp_path, tmp_path / "missing") == cpus
+    assert cpus.available_cpus(tmp_path, tmp_path / "missing") == expected
 
 
 @pytest.mark.usefixtures("four_cpus")
 def test_the_own_cgroup_v2_directory_is_read(tmp_path: Path) -> None:
     write(tmp_path / "proc-cgroup", "0::/system.slice/job.scope\n")
     write(tmp_path / "system.slice" / "job.scope" / "cpu.max", "200000 100000")
-    assert settings.available_cpus(tmp_path, tmp_path / "proc-cgroup") == 2
+    assert cpus.available_cpus(tmp_path, tmp_path / "proc-cgroup") == 2
 
 
 @pytest.mark.usefixtures("four_cpus")
 @pytest.mark.parametrize(
-    ("controller", "quota", "cpus"),
+    ("controller", "quota", "expected"),
     [("cpu", "200000", 2), ("cpu,cpuacct", "50000", 1), ("cpu", "-1", 4)],
 )
 def test_a_cgroup_v1_quota_lowers_the_cpus(
-    tmp_path: Path, controller: str, quota: str, cpus: int
+    tmp_path: Path, controller: str, quota: str, expected: int
 ) -> None:
     write(tmp_path / controller / "cpu.cfs_quota_us", quota)
     write(tmp_path / controller / "cpu.cfs_period_us", "100000")
-    assert settings.available_cpus(tmp_path, tmp_path / "missing") == cpus
+    assert cpus.available_cpus(tmp_path, tmp_path / "missing") == expected
 
 
 def test_the_affinity_limits_the_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings.os, "sched_getaffinity", lambda _: {3})
+    monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda _: {3})
     write(tmp_path / "cpu.max", "max 100000")
-    assert settings.available_cpus(tmp_path, tmp_path / "missing") == 1
+    assert cpus.available_cpus(tmp_path, tmp_path / "missing") == 1

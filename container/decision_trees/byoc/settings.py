@@ -1,0 +1,155 @@
+"""Every serving tunable, resolved in one place from the environment SageMaker sets.
+
+gunicorn.conf.py, the nginx template (rendered by `serve`) and the Flask app all read `resolve()`,
+so nginx and the app can never disagree on a limit. `python3 settings.py` prints the resolved values
+without starting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from byoc import environment
+from byoc.cpus import available_cpus
+
+PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+"""Listen port; set by inference pipelines and multi-container endpoints."""
+WORKERS_ENVS = ("SAGEMAKER_MODEL_SERVER_WORKERS", "MODEL_SERVER_WORKERS")
+"""Worker processes; the second is the classic sample's name."""
+TIMEOUT_ENVS = ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "MODEL_SERVER_TIMEOUT")
+"""Seconds a request may take, in gunicorn and in nginx alike."""
+MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+"""Request size cap in MB (MiB, as SageMaker counts them); set by batch transform jobs."""
+DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+"""Response type when the request has no Accept header or `*/*`."""
+BATCH_ENV = "SAGEMAKER_BATCH"
+"""`true` (any case) inside a batch transform job."""
+INFERENCE_OUTPUT_ENV = "SAGEMAKER_INFERENCE_OUTPUT"
+"""What a classifier answers per record, as in SageMaker Autopilot: a comma-separated subset of
+predicted_label, probability, probabilities, labels, in the order wanted."""
+LOG_LEVEL_ENV = "SAGEMAKER_CONTAINER_LOG_LEVEL"
+"""A Python logging level: a number (20) or a name (INFO)."""
+RUNTIME_DIR_ENV = "SERVE_RUNTIME_DIR"
+"""Where `serve` puts the gunicorn socket and nginx's files; set by `serve` for its children."""
+
+DEFAULT_PORT = 8080
+DEFAULT_TIMEOUT = 60
+OUTPUTS = ("predicted_label", "probability", "probabilities", "labels")
+MIB = 1024 * 1024
+MIN_PAYLOAD_MB = 6
+"""SageMaker's real-time limit (6 MB = 6,291,456 bytes): never accept less."""
+MAX_PAYLOAD_MB = 100
+"""SageMaker's upper bound for MaxPayloadInMB, and for MaxPayloadInMB * MaxConcurrentTransforms."""
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved serving configuration."""
+
+    port: int
+    workers: int
+    timeout: int
+    max_payload_mb: int
+    default_accept: str | None
+    batch: bool
+    inference_output: tuple[str, ...]
+    log_level: int
+    model_dir: Path
+    runtime_dir: Path
+
+    @property
+    def max_payload_bytes(self) -> int:
+        """The request body limit, enforced by nginx and by the app."""
+        return self.max_payload_mb * MIB
+
+    @property
+    def max_concurrent_transforms(self) -> int:
+        """Parallel batch requests to advertise: one per worker, within SageMaker's N * M <= 100."""
+        return max(1, min(self.workers, MAX_PAYLOAD_MB // self.max_payload_mb))
+
+    @property
+    def socket(self) -> Path:
+        """The unix socket gunicorn listens on and nginx proxies to."""
+        return self.runtime_dir / "gunicorn.sock"
+
+    def as_dict(self) -> dict[str, object]:
+        """Every value, derived ones included, ready for logging as JSON."""
+        values = {key: str(v) if isinstance(v, Path) else v for key, v in asdict(self).items()}
+        values["max_payload_bytes"] = self.max_payload_bytes
+        values["max_concurrent_transforms"] = self.max_concurrent_transforms
+        return values
+
+
+def resolve(environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read every tunable from `environ`; SettingsError names a variable with an unusable value."""
+    workers = _first_int(environ, WORKERS_ENVS, minimum=1)
+    requested_mb = _first_int(environ, (MAX_PAYLOAD_ENV,), minimum=1) or MIN_PAYLOAD_MB
+    runtime_dir = environ.get(RUNTIME_DIR_ENV) or Path(tempfile.gettempdir(), "decision-trees")
+    return Settings(
+        port=_first_int(environ, (PORT_ENV,), minimum=1, maximum=65535) or DEFAULT_PORT,
+        workers=workers or available_cpus(),
+        timeout=_first_int(environ, TIMEOUT_ENVS, minimum=1) or DEFAULT_TIMEOUT,
+        max_payload_mb=min(max(requested_mb, MIN_PAYLOAD_MB), MAX_PAYLOAD_MB),
+        default_accept=environ.get(DEFAULT_ACCEPT_ENV) or None,
+        batch=environ.get(BATCH_ENV, "").strip().lower() == "true",
+        inference_output=_inference_output(environ.get(INFERENCE_OUTPUT_ENV, "")),
+        log_level=_log_level(environ.get(LOG_LEVEL_ENV, "")),
+        model_dir=environment.paths(environ).model,
+        runtime_dir=Path(runtime_dir),
+    )
+
+
+def _first_int(
+    environ: Mapping[str, str], names: tuple[str, ...], minimum: int, maximum: int | None = None
+) -> int | None:
+    """The value of the first of `names` that is set, as an int within bounds; None if none is."""
+    for name in names:
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise SettingsError(f"{name}={raw!r} must be at least {minimum}{upper}")
+        return value
+    return None
+
+
+def _inference_output(raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip().lower() for name in raw.split(",") if name.strip())
+    if not names:
+        return (OUTPUTS[0],)
+    unknown = [name for name in names if name not in OUTPUTS]
+    if unknown or len(set(names)) != len(names):
+        raise SettingsError(
+            f"{INFERENCE_OUTPUT_ENV}={raw!r}: expected distinct names among {', '.join(OUTPUTS)}"
+        )
+    return names
+
+
+def _log_level(raw: str) -> int:
+    names = {"CRITICAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10}
+    raw = raw.strip()
+    if not raw:
+        return names["INFO"]
+    if raw.isdigit():
+        return int(raw)
+    if raw.upper() in names:
+        return names[raw.upper()]
+    raise SettingsError(f"{LOG_LEVEL_ENV}={raw!r} is neither a number nor a level name")
+
+
+if __name__ == "__main__":
+    print(json.dumps(resolve().as_dict(), indent=2))
