@@ -43,8 +43,13 @@ PYARROW_MIN_BYTES = 16 * 1024
 """Above this, pyarrow's C++ parser beats splitting in Python. It runs on one thread per request:
 the workers already keep every CPU busy."""
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
 MISSING = ("", "NA")
 """The CSV cells (and JSON strings) that stand for a missing value, besides JSON null."""
+
+
+TOO_DEEP = "JSON nested too deeply: a row is a flat list or object of values"
 
 
 class DecodeError(InputError):
@@ -133,8 +138,11 @@ def _specificity(kind: str, offered: str) -> int:
 def decode(body: bytes, content_type: str, columns: Columns) -> np.ndarray:
     """The rows of `body`, which has one of MEDIA_TYPES, as read by a model of `columns`.
 
-    Float64 rows when no column holds strings, else rows of objects: see the module's docstring.
+    Float rows when no column holds strings, else rows of objects: see the module's docstring.
+    A UTF-8 byte order mark before text (Excel writes one) is not part of the first row.
     """
+    if content_type != NPY:
+        body = body.removeprefix(UTF8_BOM)
     return DECODERS[content_type](body, columns)
 
 
@@ -406,6 +414,8 @@ def _decode_json(body: bytes, columns: Columns) -> np.ndarray:
         raise DecodeError(f"malformed JSON: {e}") from None
     except UnicodeDecodeError as e:
         raise DecodeError(f"the body is not UTF-8 text: {e}") from None
+    except RecursionError:
+        raise DecodeError(TOO_DEEP) from None
     if isinstance(document, dict):
         # The rows under "instances", or one row: {"features": [...]} or keyed by column name.
         document = document.get("instances", [document])
@@ -422,8 +432,8 @@ def _decode_json(body: bytes, columns: Columns) -> np.ndarray:
             rows = np.array(document, dtype=np.float64)  # null is NaN here
             if rows.ndim == 2 and rows.shape[1] == len(columns.names):
                 return rows
-        except (TypeError, ValueError):
-            pass
+        except (TypeError, ValueError, OverflowError):
+            pass  # the row by row pass names the row at fault
     read = _reader(columns)
     return _matrix([read(r, n) for n, r in enumerate(document, start=1)], columns)
 
@@ -441,6 +451,8 @@ def _decode_json_lines(body: bytes, columns: Columns) -> np.ndarray:
             value = json.loads(line)
         except json.JSONDecodeError as e:
             raise DecodeError(f"row {number}: malformed JSON: {e}") from None
+        except RecursionError:
+            raise DecodeError(f"row {number}: {TOO_DEEP}") from None
         rows.append(read(value, number))
     return _matrix(rows, columns)
 
@@ -533,12 +545,14 @@ def _check_width(cells: Sequence[Any], number: int, columns: Columns) -> None:
 def _number(cell: Any, number: int, name: str | None) -> float:
     if cell is None or (isinstance(cell, str) and cell in MISSING):
         return math.nan
+    where = f"row {number}" if name is None else f"row {number}, column {json.dumps(name)}"
     try:
         if isinstance(cell, list | dict):
             raise TypeError
         return float(cell)
+    except OverflowError:
+        raise DecodeError(f"{where}: a number beyond the range of a float") from None
     except (TypeError, ValueError):
-        where = f"row {number}" if name is None else f"row {number}, column {json.dumps(name)}"
         hint = (
             " (a header row? send data rows only)" if number == 1 and isinstance(cell, str) else ""
         )
