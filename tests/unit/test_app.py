@@ -588,8 +588,10 @@ def test_output_fn_answering_the_wrong_number_of_records_is_its_500(
 def test_a_server_fault_outside_the_hooks_is_a_json_500_with_the_request_id(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    message = "disk on fire"
+
     def broken(*_: object) -> None:
-        raise RuntimeError("disk on fire")
+        raise RuntimeError(message)  # a variable: the traceback's source line does not quote it
 
     monkeypatch.setattr(formats, "encode", broken)
     caplog.set_level(logging.INFO)
@@ -599,3 +601,5 @@ def test_a_server_fault_outside_the_hooks_is_a_json_500_with_the_request_id(
     assert response.get_json() == {"error": "internal server error", "request_id": "req-43"}
     assert len(error_records(caplog)) == 1
     assert "req-43" in error_records(caplog)[0].getMessage()
+    assert "RuntimeError" in error_records(caplog)[0].getMessage()
+    assert "disk on fire" not in logged_text(caplog)  # messages may quote request data

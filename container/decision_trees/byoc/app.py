@@ -113,17 +113,7 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
 
     @app.errorhandler(HookFailed)
     def hook_failed(error: HookFailed) -> tuple[Response, int]:
-        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        # Where it failed, not the exception's message: messages often quote the values they
-        # failed on, and no request data may reach the log.
-        log.error(
-            "request %s failed in %s: %s%s\n%s",
-            request_id,
-            error.hook,
-            type(error.error).__name__,
-            f" ({error.detail})" if error.detail else "",
-            "".join(traceback.format_tb(error.error.__traceback__)).rstrip(),
-        )
+        request_id = _log_failure(f"in {error.hook}", error.error, error.detail)
         return jsonify(error=f"the model failed in {error.hook}", request_id=request_id), 500
 
     @app.errorhandler(HTTPException)
@@ -138,11 +128,28 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
 
     @app.errorhandler(Exception)
     def server_fault(error: Exception) -> tuple[Response, int]:
-        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-        log.exception("request %s failed", request_id)
+        request_id = _log_failure("", error)
         return jsonify(error="internal server error", request_id=request_id), 500
 
     return app
+
+
+def _log_failure(where: str, error: BaseException, detail: str = "") -> str:
+    """Log a failed request once, with its id (nginx's, else a new one), which is returned.
+
+    Where it failed (the error's class and traceback), never the error's message: messages often
+    quote the values they failed on, and no request data may reach the log.
+    """
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    log.error(
+        "request %s failed%s: %s%s\n%s",
+        request_id,
+        f" {where}" if where else "",
+        type(error).__name__,
+        f" ({detail})" if detail else "",
+        "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+    )
+    return request_id
 
 
 def _body(max_bytes: int) -> bytes:
