@@ -9,21 +9,16 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 
-absolute() {
-  echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-}
+# shellcheck source=local_test/common.sh
+source "$here/common.sh"
 payload="${PAYLOAD:-$here/payload.csv}"
 [[ -f "$payload" ]] || { echo "error: PAYLOAD=$payload is not a file" >&2; exit 1; }
-payload="$(absolute "$payload")"
+payload="$(absolute_file "$payload")"
 test_dir="${TEST_DIR:-$here/test_dir}"
 [[ -d "$test_dir" ]] || { echo "error: TEST_DIR=$test_dir is not a directory" >&2; exit 1; }
 export TEST_DIR
 TEST_DIR="$(cd "$test_dir" && pwd)"
-if [[ -n "${BYOC_PREDICTOR:-}" ]]; then
-  [[ -f "$BYOC_PREDICTOR" ]] || { echo "error: BYOC_PREDICTOR=$BYOC_PREDICTOR is not a file" >&2; exit 1; }
-  export BYOC_PREDICTOR
-  BYOC_PREDICTOR="$(absolute "$BYOC_PREDICTOR")"
-fi
+resolve_model_module
 
 # Port 8080 unless PORT says otherwise or 8080 is taken, in which case any free port will do.
 free_port() {

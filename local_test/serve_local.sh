@@ -11,19 +11,16 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
+# shellcheck source=local_test/common.sh
+source "$here/common.sh"
 test_dir="${TEST_DIR:-$here/test_dir}"
 port="${PORT:-8080}"
 image="${1:-}"
 
 [[ -d "$test_dir" ]] || { echo "error: TEST_DIR=$test_dir is not a directory" >&2; exit 1; }
 test_dir="$(cd "$test_dir" && pwd)"
-predictor=""
-if [[ -n "${BYOC_PREDICTOR:-}" ]]; then
-  [[ -f "$BYOC_PREDICTOR" ]] || { echo "error: BYOC_PREDICTOR=$BYOC_PREDICTOR is not a file" >&2; exit 1; }
-  # Absolute: serve runs gunicorn from the program's own folder.
-  predictor="$(cd "$(dirname "$BYOC_PREDICTOR")" && pwd)/$(basename "$BYOC_PREDICTOR")"
-  export BYOC_PREDICTOR="$predictor"
-fi
+resolve_model_module
+predictor="${BYOC_PREDICTOR:-}"
 
 if [[ -n "$image" ]]; then
   if ! docker info >/dev/null 2>&1; then
@@ -36,7 +33,6 @@ if [[ -n "$image" ]]; then
   exec docker run --rm -p "127.0.0.1:$port:8080" "${mounts[@]}" "$image" serve
 fi
 
-python="$repo/.venv/bin/python"
-[[ -x "$python" ]] || python=python3
+python="$(repo_python "$repo")"
 SAGEMAKER_BASE_DIR="$test_dir" SAGEMAKER_BIND_TO_PORT="$port" \
   exec "$python" "$repo/container/decision_trees/serve"

@@ -10,6 +10,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
+# shellcheck source=local_test/common.sh
+source "$here/common.sh"
 test_dir="${TEST_DIR:-$here/test_dir}"
 image="${1:-}"
 
@@ -18,12 +20,8 @@ image="${1:-}"
   exit 1
 }
 test_dir="$(cd "$test_dir" && pwd)"
-predictor=""
-if [[ -n "${BYOC_PREDICTOR:-}" ]]; then
-  [[ -f "$BYOC_PREDICTOR" ]] || { echo "error: BYOC_PREDICTOR=$BYOC_PREDICTOR is not a file" >&2; exit 1; }
-  predictor="$(cd "$(dirname "$BYOC_PREDICTOR")" && pwd)/$(basename "$BYOC_PREDICTOR")"
-  export BYOC_PREDICTOR="$predictor"
-fi
+resolve_model_module
+predictor="${BYOC_PREDICTOR:-}"
 
 if [[ -n "$image" ]] && ! docker info >/dev/null 2>&1; then
   echo "error: no Docker engine answers (to train without the image: $0)" >&2
@@ -39,6 +37,5 @@ if [[ -n "$image" ]]; then
   exec docker run --rm "${mounts[@]}" "$image" train
 fi
 
-python="$repo/.venv/bin/python"
-[[ -x "$python" ]] || python=python3
+python="$(repo_python "$repo")"
 SAGEMAKER_BASE_DIR="$test_dir" exec "$python" "$repo/container/decision_trees/train"
