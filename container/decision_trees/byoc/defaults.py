@@ -210,6 +210,11 @@ class Model:
         """The classes as JSON values, for the `labels` output."""
         return None if self.classes is None else self.classes.tolist()
 
+    @functools.cached_property
+    def label_objects(self) -> np.ndarray:
+        """The classes as an array of Python objects: a take from it shares them between rows."""
+        return np.array(self.label_list, dtype=object)
+
 
 @dataclass(frozen=True)
 class Probabilities:
@@ -299,8 +304,7 @@ def predict_fn(data: Any, model: Model, request: Request) -> Any:
             )
         with _checked(data, estimator):
             probabilities = np.asarray(estimator.predict_proba(data))
-        labels = np.array(model.label_list, dtype=object)
-        return Probabilities(labels.take(probabilities.argmax(axis=1)), probabilities)
+        return Probabilities(model.label_objects.take(probabilities.argmax(axis=1)), probabilities)
     except ValueError as e:
         if isinstance(e, InputError):
             raise

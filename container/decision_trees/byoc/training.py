@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 import traceback
@@ -164,13 +165,8 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
 
 def _versions() -> dict[str, str]:
     """The versions of the libraries that made the model, for whoever serves it."""
-    import sys
-
-    return {
-        name: module.__version__
-        for name, module in sorted(sys.modules.items())
-        if name in ("sklearn", "numpy", "lightgbm", "xgboost") and hasattr(module, "__version__")
-    }
+    loaded = [sys.modules.get(name) for name in ("lightgbm", "numpy", "sklearn", "xgboost")]
+    return {m.__name__: m.__version__ for m in loaded if hasattr(m, "__version__")}
 
 
 def _metrics(
