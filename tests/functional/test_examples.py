@@ -23,7 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -116,6 +116,26 @@ def payload_rows(case: Case) -> list[list[Any]]:
         return [[value(cell) for cell in row] for row in csv.reader(f)]
 
 
+def kind(case: Case) -> str:
+    """What the module's estimator is, as scikit-learn sees it (not as `train` said)."""
+    from sklearn.base import is_classifier
+
+    return "classifier" if is_classifier(load_module(case.predictor).estimator()) else "regressor"
+
+
+def trains_from_csv_with_missing_values(case: Case) -> bool:
+    """The payload has missing cells, and the training data is CSV (the reference fit reads it)."""
+    csv_data = not any((case.test_dir / "input" / "data").rglob("*.parquet"))
+    return csv_data and any(v is None for row in payload_rows(case) for v in row)
+
+
+def cases_where(condition: Callable[[Case], bool]) -> Any:
+    """`trained` for the cases that meet `condition` only."""
+    chosen = [c for c in CASES if condition(c)]
+    assert chosen, "no case to test"
+    return pytest.mark.parametrize("trained", chosen, ids=[c.name for c in chosen], indirect=True)
+
+
 @dataclass
 class Trained:
     """A case after `train` ran on a copy of its test directory."""
@@ -142,10 +162,7 @@ class Trained:
 
     @cached_property
     def kind(self) -> str:
-        """What the module's estimator is, as scikit-learn sees it (not as `train` said)."""
-        from sklearn.base import is_classifier
-
-        return "classifier" if is_classifier(self.module.estimator()) else "regressor"
+        return kind(self.case)
 
     @cached_property
     def rows(self) -> list[list[Any]]:
@@ -248,11 +265,20 @@ def bodies(trained: Trained) -> dict[str, tuple[str, bytes]]:
         ),
         "jsonlines": (JSON_LINES, "".join(json.dumps(row) + "\n" for row in rows).encode()),
     }
-    if not trained.string_columns:
-        buffer = io.BytesIO()
-        matrix = np.array([[math.nan if v is None else v for v in row] for row in rows])
-        np.save(buffer, matrix, allow_pickle=False)
-        found["npy"] = (NPY, buffer.getvalue())
+    if trained.string_columns:
+        # A structured array, a field per column: text cannot share a float matrix.
+        strings = set(trained.string_columns)
+        kinds = [(name, "U64" if i in strings else "f8") for i, name in enumerate(names)]
+        missing = ["" if i in strings else math.nan for i in range(len(names))]
+        cells = [
+            tuple(m if v is None else v for v, m in zip(r, missing, strict=True)) for r in rows
+        ]
+        array = np.array(cells, dtype=kinds)
+    else:
+        array = np.array([[math.nan if v is None else v for v in row] for row in rows])
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    found["npy"] = (NPY, buffer.getvalue())
     return found
 
 
@@ -391,10 +417,7 @@ def test_the_payload_is_predicted_in_every_accept_type(
 def test_the_payload_is_read_from_every_content_type(
     server: Server, trained: Trained, form: str
 ) -> None:
-    found = bodies(trained)
-    if form not in found:
-        pytest.skip(f"{trained.case.name}: a text column cannot travel in .npy")
-    content_type, body = found[form]
+    content_type, body = bodies(trained)[form]
     status, _, answer = invoke(server, body, content_type)
     assert status == 200, answer[:2000]
     assert_same(trained, decode(JSON, answer), predict(server, trained))
@@ -431,9 +454,8 @@ def test_a_row_of_the_wrong_width_is_a_400_that_names_it(server: Server, trained
     assert len(predict(server, trained)) == len(trained.rows)
 
 
+@cases_where(lambda case: kind(case) == "classifier")
 def test_a_classifier_answers_probabilities_when_asked(server: Server, trained: Trained) -> None:
-    if trained.kind != "classifier":
-        pytest.skip(f"{trained.case.name} is a regressor")
     labels = predict(server, trained)
     status, _, body = invoke(server, bodies(trained)["csv"][1], accept=f"{JSON};verbose")
     assert status == 200, body[:2000]
@@ -456,15 +478,12 @@ def test_a_classifier_answers_probabilities_when_asked(server: Server, trained: 
     assert [next(csv.reader([line]))[0] for line in lines] == [str(label) for label in labels]
 
 
+@cases_where(trains_from_csv_with_missing_values)
 def test_missing_values_are_predicted_as_scikit_learn_predicts_them(
     server: Server, trained: Trained
 ) -> None:
     """The same estimator fitted here on the same CSV (empty and NA cells as NaN) predicts the
     payload's rows with missing values exactly as the server does."""
-    if not any(v is None for row in trained.rows for v in row):
-        pytest.skip(f"{trained.case.name}: no missing value in the payload")
-    if trained.parquet:
-        pytest.skip(f"{trained.case.name}: the CSV-trained case checks this")
     frames = [
         pd.read_csv(path, header=None, na_values=list(MISSING), keep_default_na=False)
         for path in trained.channel_files("training")
