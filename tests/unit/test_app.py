@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import json
 import logging
@@ -103,6 +104,14 @@ def test_ping_answers_200_to_get_and_head(client: FlaskClient) -> None:
         (CSV_BODY, "text/csv; charset=utf-8"),
         (CSV_BODY, "TEXT/CSV"),
         (CSV_BODY, "text/csv; header=absent; foo=bar"),
+        (CSV_BODY.replace("\n", "\r"), "text/csv"),
+        (
+            "sepal_length,sepal_width,petal_length,petal_width\n" + CSV_BODY,
+            "text/csv;header=present",
+        ),
+        (CSV_BODY.encode("utf-16"), "text/csv; charset=UTF-16"),
+        (CSV_BODY.encode("cp1252"), "text/csv; charset=windows-1252"),
+        (json.dumps(ROWS).encode("utf-16-le"), "application/json; charset=utf-16le"),
         (CSV_BODY, None),
         (json.dumps(ROWS), "application/json"),
         (json.dumps({"instances": ROWS}), "application/json"),
@@ -378,6 +387,36 @@ def test_an_unsupported_content_type_is_a_415_listing_the_supported_ones(
     error = response.get_json()["error"]
     for media_type in formats.MEDIA_TYPES:
         assert media_type in error
+
+
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [
+        ("text/csv; charset=klingon", '"klingon"'),
+        ("text/csv; charset=zlib_codec", '"zlib_codec"'),
+        ("text/csv; header=yes", "present or absent"),
+    ],
+)
+def test_an_unreadable_content_type_parameter_is_a_415_naming_it(
+    client: FlaskClient, content_type: str, named: str
+) -> None:
+    response = post(client, CSV_BODY, content_type)
+    assert response.status_code == 415
+    assert named in response.get_json()["error"]
+
+
+def test_a_compressed_body_is_a_415(client: FlaskClient) -> None:
+    response = post(
+        client, gzip.compress(CSV_BODY.encode()), "text/csv", **{"Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 415
+    assert "uncompressed" in response.get_json()["error"]
+
+
+def test_a_body_not_in_its_charset_is_a_400_naming_it(client: FlaskClient) -> None:
+    response = post(client, b"\xff\xfe\xfd", "text/csv; charset=utf-16le")
+    assert response.status_code == 400
+    assert "utf-16-le" in response.get_json()["error"]
 
 
 @pytest.mark.parametrize("accept", ["text/html", "application/xml, image/png", "text/csv;q=0"])

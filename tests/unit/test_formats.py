@@ -247,7 +247,7 @@ def test_an_empty_line_is_a_missing_value_of_a_one_feature_model(padding: bytes)
         (b"1,2,3,4\n1,2, NA ,4\n", 'row 2: " NA " is not a number'),
         (
             b"sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n",
-            'row 1: "sepal_length" is not a number (a header row? send data rows only)',
+            f'row 1: "sepal_length" is not a number{formats.HEADER_HINT}',
         ),
         (b"", "empty body: send at least one CSV row"),
         (b"\xff\xfe,1\n", "the body is not UTF-8 text"),
@@ -273,7 +273,7 @@ def test_a_bad_big_csv_body_names_the_row(tail: bytes, message: str) -> None:
 def test_a_big_csv_body_with_a_header_row_gets_the_hint() -> None:
     body = b"a,b,c,d\n" + big(b"")
     assert decode_error(body, formats.CSV, FOUR) == (
-        'row 1: "a" is not a number (a header row? send data rows only)'
+        f'row 1: "a" is not a number{formats.HEADER_HINT}'
     )
 
 
@@ -524,7 +524,7 @@ def test_a_big_csv_body_with_string_columns_is_read() -> None:
         (
             b"colour,size,shape\nred,3,round\n",
             formats.CSV,
-            'row 1, column "size": "size" is not a number (a header row? send data rows only)',
+            f'row 1, column "size": "size" is not a number{formats.HEADER_HINT}',
         ),
         (b"red,3,round\nblue,4\n", formats.CSV, "row 2: expected 3 features, got 2"),
         (b"red,3,round\n\n", formats.CSV, "row 2: expected 3 features, got 0"),
@@ -766,3 +766,99 @@ def test_a_utf8_byte_order_mark_before_the_first_row_is_not_part_of_it(content_t
     row = b"5.1,3.5,1.4,0.2\n" if content_type == formats.CSV else b"[5.1, 3.5, 1.4, 0.2]\n"
     rows = formats.decode(formats.UTF8_BOM + row, content_type, FOUR)
     assert rows.tolist() == [[5.1, 3.5, 1.4, 0.2]]
+
+
+HEADER = b"sepal_length,sepal_width,petal_length,petal_width\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "rows"),
+    [
+        (HEADER + ROW * 2, 2),  # split in Python
+        (HEADER + ROW * 2000, 2000),  # pyarrow
+        (HEADER + b"1,,NA,4\n", 1),  # missing cells: the exact pass
+        (b'"sepal\nlength",b,c,d\n' + ROW, 1),  # a quoted line break in the header
+    ],
+)
+def test_a_header_present_is_skipped(body: bytes, rows: int) -> None:
+    decoded = formats.decode(body, formats.CSV, FOUR, header=True)
+    assert decoded.shape == (rows, 4)
+    assert not np.isnan(decoded[:, 0]).any()
+
+
+def test_a_header_present_skips_the_first_text_column_row_too() -> None:
+    body = b"colour,size,shape\nred,1,round\n"
+    assert same(formats.decode(body, formats.CSV, MIXED, header=True), [["red", 1.0, "round"]])
+
+
+def test_rows_after_a_header_are_numbered_as_in_the_body() -> None:
+    with pytest.raises(formats.DecodeError, match=r"^row 3: expected 4 features, got 3"):
+        formats.decode(HEADER + ROW + b"1,2,3\n", formats.CSV, FOUR, header=True)
+
+
+@pytest.mark.parametrize("body", [HEADER, b"a,b,c," + b"d" * formats.PYARROW_MIN_BYTES + b"\n"])
+def test_a_header_alone_is_an_empty_body(body: bytes) -> None:
+    with pytest.raises(formats.DecodeError, match="empty body"):
+        formats.decode(body, formats.CSV, FOUR, header=True)
+
+
+def test_without_header_present_a_header_row_is_a_400_that_says_so() -> None:
+    with pytest.raises(
+        formats.DecodeError, match=r"row 1: .* \(a header row\? .* header=present\)"
+    ):
+        formats.decode(HEADER + ROW, formats.CSV, FOUR)
+
+
+@pytest.mark.parametrize("body", [ROW * 3, big(ROW * 3)])
+def test_bare_cr_line_endings_are_line_endings(body: bytes) -> None:
+    decoded = formats.decode(body.replace(b"\n", b"\r"), formats.CSV, FOUR)
+    assert decoded.tolist() == formats.decode(body, formats.CSV, FOUR).tolist()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, formats.ContentType(formats.CSV)),
+        ("text/csv; charset=UTF-8", formats.ContentType(formats.CSV)),
+        ("text/csv; charset=us-ascii", formats.ContentType(formats.CSV)),
+        ("text/csv; charset=latin1", formats.ContentType(formats.CSV, "iso8859-1")),
+        ("text/csv; charset=Windows-1252", formats.ContentType(formats.CSV, "cp1252")),
+        ('text/csv; header="Present"', formats.ContentType(formats.CSV, header=True)),
+        ("application/json; header=yes", formats.ContentType(formats.JSON)),
+        ("application/x-npy; charset=klingon", formats.ContentType(formats.NPY)),
+        (
+            "application/x-jsonlines;charset=utf-16",
+            formats.ContentType(formats.JSON_LINES, "utf-16"),
+        ),
+    ],
+)
+def test_content_type_parameters(header: str | None, expected: formats.ContentType) -> None:
+    assert formats.content_type(header) == expected
+
+
+@pytest.mark.parametrize(
+    "header", ["text/csv; charset=base64", "text/csv; charset=nope", "text/csv; header=1", "x/y"]
+)
+def test_an_unreadable_content_type_is_unsupported(header: str) -> None:
+    with pytest.raises(formats.UnsupportedType):
+        formats.content_type(header)
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "utf-16-le", "cp1252", "iso8859-1", "utf-8-sig"])
+@pytest.mark.parametrize("content_type", [formats.CSV, formats.JSON, formats.JSON_LINES])
+def test_text_in_another_charset_is_transcoded(charset: str, content_type: str) -> None:
+    text = "5.1,3.5,1.4,0.2\n" if content_type == formats.CSV else "[5.1, 3.5, 1.4, 0.2]\n"
+    rows = formats.decode(text.encode(charset), content_type, FOUR, charset=charset)
+    assert rows.tolist() == [[5.1, 3.5, 1.4, 0.2]]
+
+
+def test_text_in_a_charset_reaches_text_columns_intact() -> None:
+    body = "café,1,ronde\n".encode("cp1252")
+    rows = formats.decode(body, formats.CSV, MIXED, charset="cp1252")
+    assert same(rows, [["café", 1.0, "ronde"]])
+
+
+def test_a_value_quoted_in_a_message_is_cut() -> None:
+    with pytest.raises(formats.DecodeError) as caught:
+        formats.decode(b"x" * 100_000 + b",1,2,3\n", formats.CSV, FOUR)
+    assert len(str(caught.value)) < 200

@@ -78,12 +78,18 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
 
     @app.post("/invocations")
     def invocations() -> Response:
-        content_type = formats.media_type(request.headers.get("Content-Type")) or formats.CSV
-        if content_type not in formats.MEDIA_TYPES:
+        try:
+            content_type = formats.content_type(request.headers.get("Content-Type"))
+        except formats.UnsupportedType as e:
+            raise ClientError(415, str(e)) from None
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            # nginx and SageMaker pass a compressed body through as it is: decompressing it here
+            # would let a small request grow past the payload limit.
             raise ClientError(
                 415,
-                f"unsupported Content-Type {content_type!r}; "
-                f"send one of: {', '.join(formats.MEDIA_TYPES)}",
+                f"Content-Encoding {formats.show(encoding)} is not supported; send the body "
+                "uncompressed",
             )
         negotiated = formats.negotiate(request.headers.get("Accept"), default_accept)
         if negotiated is None:
@@ -171,12 +177,14 @@ def _predict(
     model: Any,
     columns: formats.Columns,
     body: bytes,
-    content_type: str,
+    content_type: formats.ContentType,
     asked: defaults.Request,
     batch: bool,
 ) -> bytes:
     """Decode, then the hooks input_fn, predict_fn and output_fn, then encode."""
-    rows = formats.decode(body, content_type, columns)
+    rows = formats.decode(
+        body, content_type.media_type, columns, content_type.charset, content_type.header
+    )
     data = _call("input_fn", hooks.input_fn, rows, model)
     prediction = _call("predict_fn", hooks.predict_fn, data, model, asked)
     records = _call("output_fn", hooks.output_fn, prediction, model, asked)

@@ -13,6 +13,7 @@ without a Python repr or a pickle.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import io
@@ -49,11 +50,28 @@ MISSING = ("", "NA")
 """The CSV cells (and JSON strings) that stand for a missing value, besides JSON null."""
 
 
+HEADER_HINT = " (a header row? send data rows only, or Content-Type: text/csv; header=present)"
 TOO_DEEP = "JSON nested too deeply: a row is a flat list or object of values"
 
 
 class DecodeError(InputError):
     """The body is not valid for its media type; the message names the row and the problem."""
+
+
+class UnsupportedType(ValueError):
+    """A Content-Type the server cannot read (415), with the message to send back."""
+
+
+@dataclass(frozen=True)
+class ContentType:
+    """What a request's Content-Type header asks of the decoder."""
+
+    media_type: str
+    """One of MEDIA_TYPES."""
+    charset: str | None = None
+    """The text encoding to transcode from; None for UTF-8 (and ASCII, a subset of it)."""
+    header: bool = False
+    """text/csv's `header=present` (RFC 4180): the first row names the columns and is skipped."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,42 @@ def media_type(header: str | None) -> str:
     """The bare, lower-case media type of a Content-Type or Accept item, parameters dropped."""
     bare = (header or "").split(";", 1)[0].strip().lower()
     return ALIASES.get(bare, bare)
+
+
+@functools.lru_cache(maxsize=256)
+def content_type(header: str | None) -> ContentType:
+    """The decoding a Content-Type header asks for; UnsupportedType says why none can be done.
+
+    No header means CSV, as in the classic container. `charset` may name any text encoding Python
+    knows (Excel exports Windows-1252 and UTF-16); `header` is `present` or `absent`. Other
+    parameters are ignored.
+    """
+    kind, parameters = parse_options_header(header or "")
+    bare = media_type(kind) or CSV
+    if bare not in MEDIA_TYPES:
+        raise UnsupportedType(
+            f"unsupported Content-Type {bare!r}; send one of: {', '.join(MEDIA_TYPES)}"
+        )
+    charset = None
+    if bare != NPY and parameters.get("charset", "").strip():
+        name = parameters["charset"].strip()
+        try:
+            # bytes.decode takes text encodings only, never a codec such as zlib or base64 (it
+            # skips that check for no bytes).
+            b"\0\0\0\0".decode(name)
+            charset = codecs.lookup(name).name
+        except UnicodeError:
+            charset = codecs.lookup(name).name
+        except LookupError:
+            raise UnsupportedType(
+                f"unsupported charset {show(name)}; send UTF-8 or name a text encoding"
+            ) from None
+        if charset in ("utf-8", "ascii"):
+            charset = None
+    present = parameters.get("header", "absent").strip().lower()
+    if bare == CSV and present not in ("present", "absent"):
+        raise UnsupportedType(f"header={show(present)}: text/csv's header is present or absent")
+    return ContentType(bare, charset, header=bare == CSV and present == "present")
 
 
 # A parameter without a value, such as JumpStart's `;verbose`: werkzeug drops those, so it is given
@@ -135,14 +189,29 @@ def _specificity(kind: str, offered: str) -> int:
     return 1 if offered.startswith(family + "/") else -1
 
 
-def decode(body: bytes, content_type: str, columns: Columns) -> np.ndarray:
+def decode(
+    body: bytes,
+    content_type: str,
+    columns: Columns,
+    charset: str | None = None,
+    header: bool = False,
+) -> np.ndarray:
     """The rows of `body`, which has one of MEDIA_TYPES, as read by a model of `columns`.
 
     Float rows when no column holds strings, else rows of objects: see the module's docstring.
-    A UTF-8 byte order mark before text (Excel writes one) is not part of the first row.
+    Text in another `charset` is transcoded to UTF-8 first. A UTF-8 byte order mark before text
+    (Excel writes one) is not part of the first row. `header`: the first CSV row is skipped.
     """
-    if content_type != NPY:
-        body = body.removeprefix(UTF8_BOM)
+    if content_type == NPY:
+        return _decode_npy(body, columns)
+    if charset is not None:
+        try:
+            body = body.decode(charset).encode("utf-8")
+        except UnicodeError as e:
+            raise DecodeError(f"the body is not {charset} text: {e}") from None
+    body = body.removeprefix(UTF8_BOM)
+    if content_type == CSV:
+        return _decode_csv(body, columns, header)
     return DECODERS[content_type](body, columns)
 
 
@@ -318,28 +387,33 @@ def _npy(array: np.ndarray) -> bytes:
 # Decoding.
 
 
-def _decode_csv(body: bytes, columns: Columns) -> np.ndarray:
+def _decode_csv(body: bytes, columns: Columns, header: bool = False) -> np.ndarray:
     if columns.strings:
-        return _csv_exact(body, columns)
+        return _csv_exact(body, columns, header)
     if len(body) >= PYARROW_MIN_BYTES:
         try:
-            return _csv_with_pyarrow(body, columns.width)
+            return _csv_with_pyarrow(body, columns.width, header)
         except (pa.ArrowInvalid, ValueError):
-            return _csv_exact(body, columns)
+            return _csv_exact(body, columns, header)
     try:
         lines = _text(body).split("\n")
         if lines[-1] == "":
             lines.pop()
+        # A header with a quoted line break leaves its tail here: that is no number, and the exact
+        # pass below reads the header as CSV.
+        lines = lines[1:] if header else lines
         rows = np.array([line.split(",") for line in lines], dtype=np.float64).reshape(
             len(lines), -1
         )
     except ValueError:  # a missing or bad cell, rows of different widths, or no rows
-        return _csv_exact(body, columns)
-    return rows if rows.shape[1] == len(columns.names) else _csv_exact(body, columns)
+        return _csv_exact(body, columns, header)
+    return rows if rows.shape[1] == len(columns.names) else _csv_exact(body, columns, header)
 
 
-def _csv_with_pyarrow(body: bytes, width: int) -> np.ndarray:
-    table = pa_csv.read_csv(pa.py_buffer(body), **_pyarrow_options(width))
+def _csv_with_pyarrow(body: bytes, width: int, header: bool = False) -> np.ndarray:
+    table = pa_csv.read_csv(pa.py_buffer(body), **_pyarrow_options(width, header))
+    if not table.num_rows:
+        raise ValueError("no rows")
     # Each chunk's values buffer is read as it is, then the nulls (missing cells) set to NaN from
     # its validity bitmap, because to_numpy() imports pandas when it is installed: 0.3 s and ~30 MB
     # in each worker. Straight into float32, what the models read: no float64 copy of a big body
@@ -372,10 +446,12 @@ def _copy_column(column: pa.ChunkedArray, out: np.ndarray) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _pyarrow_options(width: int) -> dict[str, Any]:
+def _pyarrow_options(width: int, header: bool) -> dict[str, Any]:
     names = [f"f{i}" for i in range(width)]
     return {
-        "read_options": pa_csv.ReadOptions(column_names=names, use_threads=False),
+        "read_options": pa_csv.ReadOptions(
+            column_names=names, use_threads=False, skip_rows=int(header)
+        ),
         "parse_options": pa_csv.ParseOptions(ignore_empty_lines=False),
         # A quoted empty cell is not null here: it fails, and _csv_exact reads it as missing.
         "convert_options": pa_csv.ConvertOptions(
@@ -386,17 +462,22 @@ def _pyarrow_options(width: int) -> dict[str, Any]:
     }
 
 
-def _csv_exact(body: bytes, columns: Columns) -> np.ndarray:
-    """Parse cell by cell, so that the first bad row and cell can be named."""
+def _csv_exact(body: bytes, columns: Columns, header: bool = False) -> np.ndarray:
+    """Parse cell by cell, so that the first bad row and cell can be named.
+
+    Rows are numbered as in the body: with a header, the first data row is row 2.
+    """
     text = _text(body)
     if not text:
         raise DecodeError("empty body: send at least one CSV row")
     convert = _objects if columns.strings else _numbers
     rows = []
-    reader = csv.reader(io.StringIO(text, newline=""))
-    number = 0
+    records = enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+    number = 0  # the last row read
     try:
-        for number, cells in enumerate(reader, start=1):
+        if header:
+            number, _ = next(records, (1, None))
+        for number, cells in records:
             # An empty line is one empty cell: a missing value when the model reads one feature.
             rows.append(convert(cells or ([""] if columns.width == 1 else cells), number, columns))
     except csv.Error as e:
@@ -553,10 +634,8 @@ def _number(cell: Any, number: int, name: str | None) -> float:
     except OverflowError:
         raise DecodeError(f"{where}: a number beyond the range of a float") from None
     except (TypeError, ValueError):
-        hint = (
-            " (a header row? send data rows only)" if number == 1 and isinstance(cell, str) else ""
-        )
-        raise DecodeError(f"{where}: {_show(cell)} is not a number{hint}") from None
+        hint = HEADER_HINT if number == 1 and isinstance(cell, str) else ""
+        raise DecodeError(f"{where}: {show(cell)} is not a number{hint}") from None
 
 
 def _string(cell: Any, number: int, name: str) -> str | None:
@@ -568,15 +647,20 @@ def _string(cell: Any, number: int, name: str) -> str | None:
         return None
     if isinstance(cell, int | float) and not isinstance(cell, bool):
         return str(cell)  # the text a CSV body would hold
-    raise DecodeError(f"row {number}, column {json.dumps(name)}: {_show(cell)} is not a string")
+    raise DecodeError(f"row {number}, column {json.dumps(name)}: {show(cell)} is not a string")
 
 
-def _show(cell: Any) -> str:
-    """A cell for a message: as JSON, or its repr when JSON cannot hold it."""
+SHOW_MOST = 60
+"""The most characters of a client's value an error message quotes."""
+
+
+def show(cell: Any) -> str:
+    """A cell for a message: as JSON, or its repr when JSON cannot hold it; cut to SHOW_MOST."""
     try:
-        return json.dumps(cell)
+        shown = json.dumps(cell)
     except (TypeError, ValueError):
-        return repr(cell)
+        shown = repr(cell)
+    return shown if len(shown) <= SHOW_MOST else f"{shown[: SHOW_MOST - 3]}..."
 
 
 def _matrix(rows: list[list[Any]], columns: Columns) -> np.ndarray:
