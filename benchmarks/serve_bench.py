@@ -268,7 +268,12 @@ def classic_server(
 
 @contextmanager
 def serve_server(
-    program: Path, base: Path, predictor: Path | None, workers: int, port: int
+    program: Path,
+    base: Path,
+    predictor: Path | None,
+    workers: int,
+    port: int,
+    environ: dict[str, str] | None = None,
 ) -> Iterator[list[subprocess.Popen]]:
     """`serve` of `program` (this checkout's container/decision_trees, or another's)."""
     env = {
@@ -276,6 +281,7 @@ def serve_server(
         "SAGEMAKER_BIND_TO_PORT": str(port),
         "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        **(environ or {}),
     }
     with running([sys.executable, str(program / "serve")], env, program) as serve:
         yield [serve]
