@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make lock`: pins every package the image and the tests install, dependencies included, with the
-# hashes of their files. container/requirements.in becomes container/requirements.txt (what the image
-# installs); requirements-dev.in becomes requirements-dev.txt, held to the image's versions for the
-# packages they share, so that the tests run what the image runs. A pin already in a lock stays unless
+# hashes of their files. requirements-dev.in, which includes container/requirements.in, becomes
+# requirements-dev.txt; then container/requirements.in becomes container/requirements.txt (what the
+# image installs), held to the dev lock's versions. The tests thus run what the image runs, and the
+# one resolution that has them both decides the versions: resolving the image first could pick a
+# version that a tool excludes, and leave no dev lock at all. A pin already in a lock stays unless
 # an edit of the inputs moves it; UPGRADE=1 lets every pin move to the newest version allowed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,5 +41,5 @@ lock() {  # lock OUTPUT INPUT... : resolve INPUT into OUTPUT, and check it on $A
     fi
 }
 
-lock container/requirements.txt container/requirements.in
-lock requirements-dev.txt requirements-dev.in --constraint container/requirements.txt
+lock requirements-dev.txt requirements-dev.in
+lock container/requirements.txt container/requirements.in --constraint requirements-dev.txt
