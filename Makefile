@@ -7,20 +7,31 @@ BIN := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' .ci/run 2>/dev/null || find . -name '*.sh' -not -path './.venv/*')
 
-.PHONY: help demo test lint unit functional container bench bench-train bench-serve train-local serve-local clean
+.PHONY: help demo test lint unit functional container bench bench-train bench-serve train-local serve-local clean lock
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.runtime: container/requirements.txt
+$(BIN)/python:
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r container/requirements.txt
+
+# The locks (`make lock`) pin every package with its hashes: pip installs exactly what they list.
+$(VENV)/.runtime: container/requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes -r container/requirements.txt
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt notebooks/requirements.txt $(wildcard examples/*/requirements.txt)
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.txt
 	touch $@
+
+# uv alone, at the dev lock's version and hashes (it has no dependencies): locking needs no more.
+$(BIN)/uv: | $(BIN)/python
+	sed -n '/^uv==/,/[^\\]$$/p' requirements-dev.txt \
+		| $(BIN)/python -m pip install -q --require-hashes --no-deps -r /dev/stdin
+
+lock: $(BIN)/uv ## Pin container/requirements.in and requirements-dev.in, with hashes (UPGRADE=1: newest)
+	UV=$(BIN)/uv scripts/lock.sh
 
 EXAMPLES := $(sort $(patsubst examples/%/predictor.py,%,$(wildcard examples/*/predictor.py)))
 EXAMPLE_DIR := $(CURDIR)/examples/$(EXAMPLE)
@@ -33,8 +44,9 @@ demo: ## Train, serve, predict a payload, stop, natively (no Docker, no AWS); EX
 ifeq ($(EXAMPLE),)
 	local_test/demo.sh
 else
+# An example's own packages are in the dev lock, at the versions its tests ran with.
 	if grep -qv '^[[:space:]]*\(#\|$$\)' "$(EXAMPLE_DIR)/requirements.txt" 2>/dev/null; then \
-		$(BIN)/python -m pip install -q -r "$(EXAMPLE_DIR)/requirements.txt"; fi
+		$(MAKE) --no-print-directory $(VENV)/.dev; fi
 	TEST_DIR="$(EXAMPLE_DIR)/test_dir" PAYLOAD="$(EXAMPLE_DIR)/payload.csv" \
 		BYOC_PREDICTOR="$(EXAMPLE_DIR)/predictor.py" local_test/demo.sh
 endif

@@ -84,10 +84,11 @@ def test_runtime_dependencies_import_in_the_image(engine: Engine, image: str) ->
         " sklearn.tree, skops.io;"
         " print(numpy.__version__, sklearn.__version__, pyarrow.__version__)'",
     ).split()
+    # The lock's entries: `name==version \` at the start of a line, hashes and comments indented.
     pins = dict(
-        line.split("==")
+        line.split()[0].split("==")
         for line in (CONTEXT / "requirements.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
+        if "==" in line and not line.startswith(("#", " "))
     )
     assert versions == [pins["numpy"], pins["scikit-learn"], pins["pyarrow"]]
 

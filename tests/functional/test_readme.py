@@ -48,6 +48,7 @@ def test_the_readme_steps_make_the_template_serve_another_model(tmp_path: Path) 
     require_tool("nginx")
     require_tool("curl")
     steps = readme_steps()
+    assert "make lock" in steps
     assert "make demo" in steps
     repo = copy_of_the_repository(tmp_path / "repo")
     environ = {k: v for k, v in os.environ.items() if k not in ("PORT", "BYOC_PREDICTOR")}
@@ -72,6 +73,9 @@ def test_the_readme_steps_make_the_template_serve_another_model(tmp_path: Path) 
     after = result.stdout.split("predictions for local_test/payload.csv:\n", 1)[1].splitlines()
     labels = list(takewhile(lambda line: line in {"setosa", "versicolor", "virginica"}, after))
     assert len(labels) == len(payload)
+    # The example adds no package: `make lock` (which needs PyPI) wrote the same locks again.
+    for lock in ("container/requirements.txt", "requirements-dev.txt"):
+        assert (repo / lock).read_text() == (ROOT / lock).read_text(), f"make lock changed {lock}"
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*/")))

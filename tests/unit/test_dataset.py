@@ -458,7 +458,7 @@ def test_string_features_without_pandas_say_how_to_add_it(
 
     assert str(error.value) == (
         "training/a.csv: column 'feature_2' holds strings: string features need pandas; "
-        "add pandas to container/requirements.txt."
+        "add pandas to container/requirements.in and run make lock."
     )
 
 

@@ -82,7 +82,9 @@ TEXT = pa.dictionary(pa.int32(), pa.string())
 
 NUMBER = pa.float32()
 
-PANDAS_NEEDED = "string features need pandas; add pandas to container/requirements.txt"
+PANDAS_NEEDED = (
+    "string features need pandas; add pandas to container/requirements.in and run make lock"
+)
 
 # Arrow counts the host's CPUs; in a container limited to fewer, its threads would contend.
 pa.set_cpu_count(CPUS)
