@@ -418,6 +418,9 @@ def test_a_one_dimensional_npy_body_is_one_row() -> None:
         (npy(np.array([[1.0, 2.0, 3.0]])), "row 1: expected 4 features, got 3"),
         (npy(np.array([["1", "2", "3", "4"]])), "the array holds <U1, not numbers"),
         (npy(np.zeros((1, 1, 4))), "the array has 3 dimensions"),
+        (npy(np.zeros(0)), "the array of shape (0,) is empty"),
+        (npy(np.zeros((0, 4))), "the array of shape (0, 4) is empty"),
+        (npy(np.zeros((2, 0))), "the array of shape (2, 0) is empty"),
         (
             npy(np.array([(1.0,)], dtype=[("sepal_length", "<f8")])),
             "the array holds [('sepal_length', '<f8')], not numbers",

@@ -479,6 +479,9 @@ def _decode_npy(body: bytes, columns: Columns) -> np.ndarray:
         raise DecodeError(f"the array holds {array.dtype}, not {expected}")
     if array.ndim not in (1, 2):
         raise DecodeError(f"the array has {array.ndim} dimensions; send 1 (a row) or 2 (rows)")
+    if array.size == 0:
+        # reshape cannot infer the rows of an empty array (a ValueError, once a 500).
+        raise DecodeError(f"the array of shape {array.shape} is empty: send at least one row")
     array = array.reshape(-1, array.shape[-1])
     if array.shape[1] != columns.width:
         raise DecodeError(f"row 1: expected {columns.width} features, got {array.shape[1]}")
