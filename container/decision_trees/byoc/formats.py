@@ -19,6 +19,7 @@ import io
 import json
 import math
 import re
+import tokenize
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -460,8 +461,12 @@ def _decode_json_lines(body: bytes, columns: Columns) -> np.ndarray:
 def _decode_npy(body: bytes, columns: Columns) -> np.ndarray:
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError, tokenize.TokenError) as e:
+        # numpy tokenizes the header: a cut one is a TokenError, which is no ValueError.
         raise DecodeError(f"not a readable .npy array without pickle: {e}") from None
+    except MemoryError:
+        # numpy allocates the header's shape before it reads the data.
+        raise DecodeError("the .npy header's shape is larger than the body can hold") from None
     if columns.strings and array.dtype.names is not None:
         if array.ndim > 1:
             raise DecodeError(f"the structured array has {array.ndim} dimensions; send 1 (rows)")
