@@ -95,6 +95,17 @@ def test_a_bad_row_is_a_json_400_through_nginx(server: Server) -> None:
     assert json.loads(body) == {"error": "row 1: expected 4 features, got 3"}
 
 
+@pytest.mark.parametrize(("path", "allowed"), [("/ping", "GET"), ("/invocations", "POST")])
+def test_nginx_refuses_trace_with_json_and_the_allowed_methods(
+    server: Server, path: str, allowed: str
+) -> None:
+    status, headers, body = server.request("TRACE", path)
+    assert status == 405
+    assert headers["Content-Type"] == "application/json"
+    assert allowed in headers["Allow"]
+    assert json.loads(body) == {"error": "TRACE is not allowed"}
+
+
 def test_nginx_refuses_a_body_over_the_limit_with_json(server: Server) -> None:
     status, headers, body = server.request(
         "POST", "/invocations", b"1" * (LIMIT + 1), {"Content-Type": "text/csv"}

@@ -461,11 +461,18 @@ def test_an_unknown_path_is_a_json_404(client: FlaskClient) -> None:
     assert "/invocations" in response.get_json()["error"]
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/invocations"), ("POST", "/ping")])
-def test_a_wrong_method_is_a_json_405(client: FlaskClient, method: str, path: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("GET", "/invocations", "OPTIONS, POST"), ("POST", "/ping", "GET, HEAD, OPTIONS")],
+)
+def test_a_wrong_method_is_a_json_405_with_the_allowed_methods(
+    client: FlaskClient, method: str, path: str, allowed: str
+) -> None:
     response = client.open(path, method=method)
     assert response.status_code == 405
     assert response.get_json()["error"] == f"{method} is not allowed on {path}"
+    assert response.content_type == "application/json"
+    assert ", ".join(sorted(response.allow)) == allowed
 
 
 def test_sagemaker_and_unknown_headers_do_not_change_the_answer(client: FlaskClient) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import pickle
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,17 @@ def npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+def npy_with_header(header: str, length: int | None = None) -> bytes:
+    """An .npy body of version 1.0 with this header, padded as numpy pads it, and a row of data.
+
+    `length` replaces the header's true length in the preamble.
+    """
+    text = header.encode()
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    size = struct.pack("<H", len(text) if length is None else length)
+    return b"\x93NUMPY\x01\x00" + size + text + bytes(32)
 
 
 def load(body: bytes) -> np.ndarray:
@@ -418,11 +430,25 @@ def test_a_one_dimensional_npy_body_is_one_row() -> None:
         (npy(np.array([[1.0, 2.0, 3.0]])), "row 1: expected 4 features, got 3"),
         (npy(np.array([["1", "2", "3", "4"]])), "the array holds <U1, not numbers"),
         (npy(np.zeros((1, 1, 4))), "the array has 3 dimensions"),
+        (npy(np.zeros(0)), "the array of shape (0,) is empty"),
+        (npy(np.zeros((0, 4))), "the array of shape (0, 4) is empty"),
+        (npy(np.zeros((2, 0))), "the array of shape (2, 0) is empty"),
         (
             npy(np.array([(1.0,)], dtype=[("sepal_length", "<f8")])),
             "the array holds [('sepal_length', '<f8')], not numbers",
         ),
         (pickle.dumps([[1, 2, 3, 4]]), "not a readable .npy array without pickle"),
+        (npy_with_header("{'descr': '<f8',", 1), "not a readable .npy array without pickle"),
+        (
+            npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (2**40, 4), }"),
+            "not a readable .npy array without pickle",
+        ),
+        (
+            npy_with_header(
+                "{'descr': '<f8', 'fortran_order': False, 'shape': (1125899906842624, 4), }"
+            ),
+            "the .npy header's shape is larger than the body can hold",
+        ),
     ],
 )
 def test_a_bad_npy_body_is_refused(body: bytes, message: str) -> None:

@@ -130,7 +130,12 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
             413: f"the body is larger than the limit of {settings.max_payload_bytes} bytes",
         }
         code = error.code or 500
-        return jsonify(error=messages.get(code, f"{error.name}: {error.description}")), code
+        response = jsonify(error=messages.get(code, f"{error.name}: {error.description}"))
+        # The error's own headers (a 405's Allow, which RFC 9110 requires), but not its HTML type.
+        response.headers.extend(
+            (name, value) for name, value in error.get_headers() if name.lower() != "content-type"
+        )
+        return response, code
 
     @app.errorhandler(Exception)
     def server_fault(error: Exception) -> tuple[Response, int]:

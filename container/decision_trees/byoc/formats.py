@@ -20,6 +20,7 @@ import io
 import json
 import math
 import re
+import tokenize
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -541,8 +542,12 @@ def _decode_json_lines(body: bytes, columns: Columns) -> np.ndarray:
 def _decode_npy(body: bytes, columns: Columns) -> np.ndarray:
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError, tokenize.TokenError) as e:
+        # numpy tokenizes the header: a cut one is a TokenError, which is no ValueError.
         raise DecodeError(f"not a readable .npy array without pickle: {e}") from None
+    except MemoryError:
+        # numpy allocates the header's shape before it reads the data.
+        raise DecodeError("the .npy header's shape is larger than the body can hold") from None
     if columns.strings and array.dtype.names is not None:
         if array.ndim > 1:
             raise DecodeError(f"the structured array has {array.ndim} dimensions; send 1 (rows)")
@@ -560,6 +565,9 @@ def _decode_npy(body: bytes, columns: Columns) -> np.ndarray:
         raise DecodeError(f"the array holds {array.dtype}, not {expected}")
     if array.ndim not in (1, 2):
         raise DecodeError(f"the array has {array.ndim} dimensions; send 1 (a row) or 2 (rows)")
+    if array.size == 0:
+        # reshape cannot infer the rows of an empty array (a ValueError, once a 500).
+        raise DecodeError(f"the array of shape {array.shape} is empty: send at least one row")
     array = array.reshape(-1, array.shape[-1])
     if array.shape[1] != columns.width:
         raise DecodeError(f"row 1: expected {columns.width} features, got {array.shape[1]}")
