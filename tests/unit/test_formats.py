@@ -53,6 +53,12 @@ def npy_with_header(header: str, length: int | None = None) -> bytes:
     return b"\x93NUMPY\x01\x00" + size + text + bytes(32)
 
 
+def npz(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, array)
+    return buffer.getvalue()
+
+
 def load(body: bytes) -> np.ndarray:
     return np.load(io.BytesIO(body), allow_pickle=False)
 
@@ -437,7 +443,8 @@ def test_a_one_dimensional_npy_body_is_one_row() -> None:
             npy(np.array([(1.0,)], dtype=[("sepal_length", "<f8")])),
             "the array holds [('sepal_length', '<f8')], not numbers",
         ),
-        (pickle.dumps([[1, 2, 3, 4]]), "not a readable .npy array without pickle"),
+        (pickle.dumps([[1, 2, 3, 4]]), "not a .npy array: it does not start with"),
+        (npz(np.zeros((1, 4))), "not a .npy array: it does not start with"),
         (npy_with_header("{'descr': '<f8',", 1), "not a readable .npy array without pickle"),
         (
             npy_with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (2**40, 4), }"),

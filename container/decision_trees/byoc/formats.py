@@ -540,6 +540,9 @@ def _decode_json_lines(body: bytes, columns: Columns) -> np.ndarray:
 
 
 def _decode_npy(body: bytes, columns: Columns) -> np.ndarray:
+    if not body.startswith(np.lib.format.MAGIC_PREFIX):
+        # np.load would open a zip (.npz) as a lazy archive of arrays, not as an array.
+        raise DecodeError("not a .npy array: it does not start with .npy's magic string")
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError, tokenize.TokenError) as e:
