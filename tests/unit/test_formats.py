@@ -895,3 +895,23 @@ def test_a_value_quoted_in_a_message_is_cut() -> None:
     with pytest.raises(formats.DecodeError) as caught:
         formats.decode(b"x" * 100_000 + b",1,2,3\n", formats.CSV, FOUR)
     assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[1, 2, 3, 4], [5\n6, 7, 8]\n", "row 1: malformed JSON: Extra data"),
+        (b"[1, 2, 3, 4]\n[[1], 2, 3, 4]\n", "row 2: [1] is not a number"),
+        (b"[1, 2, 3, 4]\n[1, 2, 3]\n", "row 2: expected 4 features, got 3"),
+    ],
+)
+def test_json_lines_read_at_once_still_name_the_line_at_fault(body: bytes, message: str) -> None:
+    assert decode_error(body, formats.JSON_LINES, FOUR).startswith(message)
+
+
+def test_json_lines_read_at_once_equal_those_read_line_by_line() -> None:
+    body = b'[1, 2.5, null, 4]\n["5", true, 1e3, -0.0]\r\n'
+    mixed = body + b'{"features": [1, 2, 3, 4]}\n'  # an object: line by line
+    at_once = formats.decode(body, formats.JSON_LINES, FOUR)
+    assert same(at_once, [[1.0, 2.5, math.nan, 4.0], [5.0, 1.0, 1000.0, -0.0]])
+    assert same(formats.decode(mixed, formats.JSON_LINES, FOUR)[:2], at_once.tolist())

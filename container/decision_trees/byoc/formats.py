@@ -521,7 +521,12 @@ def _decode_json(body: bytes, columns: Columns) -> np.ndarray:
 
 
 def _decode_json_lines(body: bytes, columns: Columns) -> np.ndarray:
-    lines = _text(body).split("\n")
+    text = _text(body)
+    if not columns.strings:
+        at_once = _flat_lines_at_once(text, columns.width)
+        if at_once is not None:
+            return at_once
+    lines = text.split("\n")
     if lines[-1].strip() == "":
         lines.pop()
     if not lines:
@@ -537,6 +542,27 @@ def _decode_json_lines(body: bytes, columns: Columns) -> np.ndarray:
             raise DecodeError(f"row {number}: {TOO_DEEP}") from None
         rows.append(read(value, number))
     return _matrix(rows, columns)
+
+
+def _flat_lines_at_once(text: str, width: int) -> np.ndarray | None:
+    """The rows when every line is one flat list of `width` numbers (or nulls), parsed as a single
+    JSON array: a third of the time of a json.loads per line. None when that does not hold, and
+    the line by line pass then names the line at fault.
+
+    Every line starting with "[" and ending with "]", and the rows being flat, one per line, means
+    that no row runs across lines and no line holds two.
+    """
+    text = text.rstrip()
+    breaks = text.count("\n")
+    if not (text.startswith("[") and text.endswith("]") and text.count("\n[") == breaks):
+        return None
+    if text.count("]\n") + text.count("]\r\n") != breaks:
+        return None
+    try:
+        rows = np.array(json.loads("[" + text.replace("\n", ",") + "]"), dtype=np.float64)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        return None
+    return rows if rows.shape == (breaks + 1, width) else None
 
 
 def _decode_npy(body: bytes, columns: Columns) -> np.ndarray:
