@@ -247,6 +247,7 @@ def test_a_clean_stop_logs_no_traceback(own_server: Server) -> None:
     assert "Worker exiting" in own_server.output
     assert "Traceback" not in own_server.output
     assert "Exception ignored" not in own_server.output
+    assert [x for x in own_server.lines if x["level"] in ("ERROR", "CRITICAL")] == []
 
 
 def test_a_killed_worker_is_replaced(own_server: Server) -> None:

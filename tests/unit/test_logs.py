@@ -260,3 +260,36 @@ def test_a_request_gevents_wsgi_server_refuses_is_logged_without_its_text(
 
     (line,) = lines_on_stderr(capfd)
     assert (line["source"], line["level"]) == ("gevent", "WARNING")
+
+
+def test_uncaught_exceptions_are_logged_by_class_and_frames(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    for name in ("excepthook", "unraisablehook"):
+        monkeypatch.setattr(sys, name, getattr(sys, name))
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    logs.route_uncaught()
+
+    try:
+        fail(CANARY)
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    thread = threading.Thread(target=fail, args=(CANARY,))
+    thread.start()
+    thread.join()
+
+    class Finalized:
+        def __del__(self) -> None:
+            fail(CANARY)
+
+    Finalized()
+
+    lines = lines_on_stderr(capfd)
+    assert [line["message"] for line in lines] == [
+        "Uncaught exception: ValueError",
+        "Uncaught exception: ValueError",
+        "Exception ignored: ValueError",
+    ]
+    assert all(line["traceback"][-1].endswith(":fail") for line in lines)

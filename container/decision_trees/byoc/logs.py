@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import types
@@ -125,10 +126,26 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: int) -> None:
     """JsonFormatter on stderr for the root logger, unless it has a handler already (gunicorn's
-    logconfig_dict gives it the same one)."""
+    logconfig_dict gives it the same one); uncaught exceptions logged the same way."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler])
+    route_uncaught()
+
+
+def route_uncaught() -> None:
+    """Log an uncaught exception (of the program, of a thread, or one ignored in a finalizer) by
+    its class and frames: Python would print its message, and the repr of the object involved."""
+    sys.excepthook = _uncaught
+    threading.excepthook = lambda hook: _uncaught(hook.exc_type, hook.exc_value, hook.exc_traceback)
+    sys.unraisablehook = lambda hook: _uncaught(
+        hook.exc_type, hook.exc_value, hook.exc_traceback, "Exception ignored"
+    )
+
+
+def _uncaught(kind: type, value: object, tb: Any, what: str = "Uncaught exception") -> None:
+    name = getattr(kind, "__name__", "exception")
+    write(f"{what}: {name}", level="ERROR", source="python", error=name, traceback=frames(tb))
 
 
 def logging_config(level: int) -> dict[str, Any]:
