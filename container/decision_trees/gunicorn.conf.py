@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from byoc import settings
+from byoc import logs, settings
 
 resolved = settings.resolve()
 
@@ -31,9 +31,11 @@ keepalive = 75
 preload_app = True
 control_socket_disable = True
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
+# nginx writes the access log (nginx.conf); everything else is a JSON line on stderr (byoc/logs.py).
 accesslog = None
 errorlog = "-"
 loglevel = logging.getLevelName(resolved.log_level).lower()
+logconfig_dict = logs.logging_config(resolved.log_level)
 proc_name = "decision-trees"
 BOOT_ERROR = 3
 """The exit status by which a worker tells gunicorn's master that it cannot boot."""
@@ -65,6 +67,7 @@ def post_worker_init(worker: object) -> None:
     """
     import wsgi
 
+    logs.route_gevent_errors()
     start_thread, allocate_lock = _os_threads()
     finished = allocate_lock()
     finished.acquire()
@@ -72,7 +75,7 @@ def post_worker_init(worker: object) -> None:
     try:
         wsgi.probe()
     except Exception as e:
-        print(f"serve: the model cannot predict: {e}", file=sys.stderr, flush=True)
+        logs.write(f"the model cannot predict: {e}", level="CRITICAL", source="gunicorn")
         # gunicorn's "worker failed to boot": the master stops, and so does serve.
         sys.exit(BOOT_ERROR)
     finally:
@@ -93,10 +96,10 @@ def _os_threads() -> tuple[Callable[..., object], Callable[[], Any]]:
 def _watch(finished: Any) -> None:
     if finished.acquire(timeout=resolved.timeout):
         return
-    print(
-        f"serve: worker {os.getpid()} could not predict within {resolved.timeout} s "
+    logs.write(
+        f"worker {os.getpid()} could not predict within {resolved.timeout} s "
         "(a library may have deadlocked after the fork); replacing it",
-        file=sys.stderr,
-        flush=True,
+        level="ERROR",
+        source="gunicorn",
     )
     os._exit(1)

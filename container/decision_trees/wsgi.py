@@ -11,18 +11,22 @@ the thread that answers small requests) before it takes a request.
 from __future__ import annotations
 
 import logging
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from byoc import artifacts, defaults, formats, hooks, settings
+from byoc import artifacts, defaults, formats, hooks, logs, settings
 from byoc.app import create_app
 
 resolved = settings.resolve()
-logging.basicConfig(
-    level=resolved.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
-)
+logs.configure(resolved.log_level)
+log = logging.getLogger("byoc")
+
+
+def _stop(message: str) -> SystemExit:
+    """Log why the server cannot start; raising the result stops gunicorn, and `serve` with it."""
+    log.critical(message, extra={"source": "serve"})
+    return SystemExit(1)
 
 
 def _columns(model: object) -> formats.Columns:
@@ -37,7 +41,7 @@ def _load() -> tuple[hooks.Hooks, object, formats.Columns]:
     try:
         model_hooks = hooks.load()
     except hooks.HookError as e:
-        raise SystemExit(f"serve: {e}") from None
+        raise _stop(str(e)) from None
     try:
         # In a thread of its own: a library that starts OpenMP threads when it loads (LightGBM)
         # ties them to the thread that loaded it, and a forked worker's main thread, which has no
@@ -46,11 +50,9 @@ def _load() -> tuple[hooks.Hooks, object, formats.Columns]:
             model = loader.submit(model_hooks.model_fn, resolved.model_dir).result()
         columns = _columns(model)
     except artifacts.ModelError as e:
-        raise SystemExit(f"serve: {e}") from None
+        raise _stop(str(e)) from None
     except Exception as e:
-        raise SystemExit(
-            f"serve: model_fn of {model_hooks.path} failed: {type(e).__name__}: {e}"
-        ) from None
+        raise _stop(f"model_fn of {model_hooks.path} failed: {type(e).__name__}: {e}") from None
     # pyarrow sets up ~6 MB at its first CSV read: here, before the fork, the workers share it
     # instead of each building its own copy on its first big request. It starts no threads.
     if not columns.strings:
@@ -85,4 +87,4 @@ model_hooks, model, columns = _load()
 try:
     app = create_app(model_hooks, model, columns, resolved)
 except ValueError as e:
-    raise SystemExit(f"serve: {e}") from None
+    raise _stop(str(e)) from None

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conftest import require_tool
 
@@ -97,10 +98,15 @@ class Server:
         return self.log.read_text(errors="replace")
 
     @property
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line of the output (stdout and stderr), parsed: each is a JSON object."""
+        return [json.loads(line) for line in self.output.splitlines()]
+
+    @property
     def runtime_dir(self) -> Path:
         """The directory `serve` made for the gunicorn socket, read from its settings line."""
-        line = next(x for x in self.output.splitlines() if x.startswith("serve: settings "))
-        return Path(json.loads(line.removeprefix("serve: settings "))["runtime_dir"])
+        line = next(x for x in self.lines if x["source"] == "serve" and x["message"] == "settings")
+        return Path(line["settings"]["runtime_dir"])
 
     @property
     def gunicorn_master(self) -> int:
@@ -133,7 +139,8 @@ def start(base_dir: Path, tmp_path: Path, **environ: str) -> Server:
         "SAGEMAKER_BIND_TO_PORT": str(port),
         **environ,
     }
-    with open(log, "wb") as output:
+    # Appending, as every writer does: nginx appends its access log to the same file.
+    with open(log, "ab") as output:
         process = subprocess.Popen(
             [sys.executable, str(SERVE)], env=env, stdout=output, stderr=subprocess.STDOUT
         )

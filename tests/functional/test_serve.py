@@ -258,6 +258,7 @@ def test_a_clean_stop_logs_no_traceback(own_server: Server) -> None:
     assert "Worker exiting" in own_server.output
     assert "Traceback" not in own_server.output
     assert "Exception ignored" not in own_server.output
+    assert [x for x in own_server.lines if x["level"] in ("ERROR", "CRITICAL")] == []
 
 
 def test_a_killed_worker_is_replaced(own_server: Server) -> None:
@@ -417,10 +418,11 @@ def test_a_hook_that_fails_on_one_request_is_a_500_logged_once_without_the_body(
         assert (status, body) == (200, b"setosa\n")
     finally:
         assert running.stop() == 0, running.output
-    output = running.output
-    assert output.count(f"request {answer['request_id']} failed in input_fn") == 1
-    assert "ZeroDivisionError" in output
-    assert "5.123456789" not in output
+    app_lines = [x for x in running.lines if x["source"] == "app"]
+    (failure,) = [x for x in app_lines if x["request_id"] == answer["request_id"]]
+    assert failure["message"] == "request failed in input_fn"
+    assert failure["error"] == "ZeroDivisionError"
+    assert "5.123456789" not in running.output
 
 
 def test_each_worker_gets_its_share_of_the_cpus_for_openmp(server: Server) -> None:

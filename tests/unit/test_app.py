@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from iris_model import FEATURES, demo_hooks, save_iris_model
 
 from byoc import app as app_module
-from byoc import defaults, formats, hooks, settings
+from byoc import defaults, formats, hooks, logs, settings
 from byoc.app import create_app
 from byoc.errors import InputError
 
@@ -519,9 +519,13 @@ def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 def logged_text(caplog: pytest.LogCaptureFixture) -> str:
-    """Everything the log handlers would write, tracebacks included."""
-    formatter = logging.Formatter("%(message)s")
+    """Everything the log handler would write: the JSON lines of byoc/logs.py."""
+    formatter = logs.JsonFormatter()
     return "\n".join(formatter.format(r) for r in caplog.records)
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in logged_text(caplog).splitlines()]
 
 
 @pytest.mark.parametrize("hook", ["input_fn", "predict_fn", "output_fn"])
@@ -537,12 +541,14 @@ def test_a_failing_hook_is_a_500_logged_once_by_name_without_the_body(
 
     assert response.status_code == 500
     assert response.get_json() == {"error": f"the model failed in {hook}", "request_id": "req-42"}
-    records = error_records(caplog)
-    assert len(records) == 1
-    assert hook in records[0].getMessage()
-    assert "req-42" in records[0].getMessage()
-    assert "RuntimeError" in records[0].getMessage()
-    assert "raise RuntimeError(message)" in logged_text(caplog)  # where it failed
+    assert len(error_records(caplog)) == 1
+    (line,) = logged(caplog)
+    assert line["message"] == f"request failed in {hook}"
+    assert line["level"] == "ERROR"
+    assert line["source"] == "app"
+    assert (line["request_id"], line["status"], line["hook"]) == ("req-42", 500, hook)
+    assert line["error"] == "RuntimeError"
+    assert line["traceback"][-1].endswith(":hook")  # where it failed
     assert "the model exploded" not in logged_text(caplog)  # messages may quote request data
     assert CANARY not in logged_text(caplog)
     assert CANARY not in response.get_data(as_text=True)
@@ -564,7 +570,7 @@ def test_a_hook_error_quoting_the_request_keeps_the_request_out_of_the_log(
 
     assert response.status_code == 500
     assert len(error_records(caplog)) == 1
-    assert "input_fn" in error_records(caplog)[0].getMessage()
+    assert logged(caplog)[0]["hook"] == "input_fn"
     assert CANARY not in logged_text(caplog)
 
 
@@ -597,7 +603,7 @@ def test_a_500_without_a_request_id_makes_one(
 
     request_id = response.get_json()["request_id"]
     assert len(request_id) >= 16
-    assert request_id in error_records(caplog)[0].getMessage()
+    assert logged(caplog)[0]["request_id"] == request_id
 
 
 def test_an_input_error_of_a_hook_is_a_400_with_its_message_and_no_error_log(
@@ -614,6 +620,9 @@ def test_an_input_error_of_a_hook_is_a_400_with_its_message_and_no_error_log(
     assert response.status_code == 400
     assert response.get_json() == {"error": "row 1: sepal_length must be positive"}
     assert error_records(caplog) == []
+    (line,) = logged(caplog)
+    assert (line["level"], line["status"], line["error"]) == ("WARNING", 400, "InputError")
+    assert "sepal_length" not in logged_text(caplog)
 
 
 def test_output_fn_answering_the_wrong_number_of_records_is_its_500(
@@ -645,7 +654,62 @@ def test_a_server_fault_outside_the_hooks_is_a_json_500_with_the_request_id(
 
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal server error", "request_id": "req-43"}
-    assert len(error_records(caplog)) == 1
-    assert "req-43" in error_records(caplog)[0].getMessage()
-    assert "RuntimeError" in error_records(caplog)[0].getMessage()
+    (line,) = logged(caplog)
+    assert (line["level"], line["request_id"], line["status"]) == ("ERROR", "req-43", 500)
+    assert line["error"] == "RuntimeError"
+    assert "hook" not in line
     assert "disk on fire" not in logged_text(caplog)  # messages may quote request data
+
+
+# ---------------------------------------------------------------------------- client errors logged
+
+CSV, JSON = "text/csv", "application/json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "error"),
+    [
+        ("POST", "/invocations", f"1,{CANARY},3\n", {"Content-Type": CSV}, 400, "DecodeError"),
+        ("POST", "/invocations", f'[[{CANARY}, "', {"Content-Type": JSON}, 400, "DecodeError"),
+        ("POST", "/invocations", CANARY, {"Content-Type": f"text/{CANARY}"}, 415, "ClientError"),
+        ("POST", "/invocations", CANARY, {"Accept": f"text/{CANARY}"}, 406, "ClientError"),
+        ("POST", "/invocations", "", {"Content-Type": "text/csv"}, 400, "ClientError"),
+        ("GET", f"/{CANARY}?q={CANARY}", None, {}, 404, "NotFound"),
+        ("PUT", "/ping", CANARY, {}, 405, "MethodNotAllowed"),
+    ],
+)  # fmt: skip
+def test_a_client_error_is_logged_once_by_status_and_class_never_with_its_message(
+    client: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    body: str | None,
+    headers: dict[str, str],
+    status: int,
+    error: str,
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    response = client.open(
+        path, method=method, data=body, headers={**headers, "X-Request-Id": "r1"}
+    )
+
+    assert response.status_code == status
+    assert "request_id" not in response.get_json()  # the body stays as it was
+    (line,) = logged(caplog)
+    assert line["level"] == "WARNING"
+    assert (line["request_id"], line["status"], line["error"]) == ("r1", status, error)
+    assert "traceback" not in line
+    assert CANARY not in logged_text(caplog)
+
+
+def test_a_request_id_that_is_not_a_plain_token_is_logged_as_a_new_one(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    client.get("/nowhere", headers={"X-Request-Id": f"{CANARY} " * 50})
+
+    (line,) = logged(caplog)
+    assert len(line["request_id"]) == 32
+    assert CANARY not in logged_text(caplog)

@@ -42,3 +42,36 @@ def test_every_file_the_dockerfile_removes_from_pyarrow_still_exists_under_that_
     assert len(names) > 10
     missing = [name for name in names if not list(package.glob(name))]
     assert missing == [], f"pyarrow {pyarrow.__version__} no longer has {missing}"
+
+
+def test_gevents_wsgi_handler_reports_a_refused_request_through_log_error() -> None:
+    # byoc/logs.py replaces WSGIHandler.log_error, whose messages quote the request.
+    from gevent import pywsgi
+
+    reported: list[tuple[object, ...]] = []
+
+    class Handler(pywsgi.WSGIHandler):
+        client_address = ("127.0.0.1", 1)
+
+        def log_error(self, msg: str, *args: object) -> None:
+            reported.append((msg, *args))
+
+    handler = Handler.__new__(Handler)
+    status, _ = handler._handle_client_error(pywsgi._InvalidClientRequest("bad line"))
+    assert status == "400"
+    assert len(reported) == 1
+
+
+def test_gevents_hub_prints_a_caught_error_through_print_exception() -> None:
+    # byoc/logs.py replaces Hub.print_exception, which prints messages and reprs of arguments.
+    from gevent.hub import Hub
+
+    printed = []
+
+    class Quiet(Hub):
+        def print_exception(self, context: object, *exc_info: object) -> None:
+            printed.append(context)
+
+    hub = Quiet.__new__(Quiet)
+    hub.handle_error("a context", ValueError, ValueError("x"), None)
+    assert printed == ["a context"]

@@ -1,14 +1,15 @@
 """The Flask app: SageMaker's /ping, /invocations and /execution-parameters around the hooks.
 
 Every client mistake is a 4xx with a JSON body `{"error": "..."}`; a 5xx is a fault of the server
-or of a hook, logged once with the request id that nginx sends (never with the request's data).
+or of a hook. Each failed request is logged once, with the request id that nginx sends, its status
+and the error's class (never with the request's data).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import traceback
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from byoc import defaults, formats
+from byoc import defaults, formats, logs
 from byoc.cpus import available_cpus
 from byoc.errors import InputError
 from byoc.hooks import Hooks
@@ -27,6 +28,9 @@ log = logging.getLogger("byoc")
 T = TypeVar("T")
 
 PATHS = ("/ping", "/invocations", "/execution-parameters")
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+"""A request id (nginx's X-Request-Id) that is logged as it is; any other is replaced."""
 
 OFFLOAD_MIN_BYTES = 64 * 1024
 """Bodies this large are predicted off the event loop, so that /ping never waits behind them."""
@@ -111,15 +115,17 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
 
     @app.errorhandler(ClientError)
     def client_error(error: ClientError) -> tuple[Response, int]:
+        _log_failure(error.status, error)
         return jsonify(error=str(error)), error.status
 
     @app.errorhandler(InputError)
     def input_error(error: InputError) -> tuple[Response, int]:
+        _log_failure(400, error)
         return jsonify(error=str(error)), 400
 
     @app.errorhandler(HookFailed)
     def hook_failed(error: HookFailed) -> tuple[Response, int]:
-        request_id = _log_failure(f"in {error.hook}", error.error, error.detail)
+        request_id = _log_failure(500, error.error, error.hook, error.detail)
         return jsonify(error=f"the model failed in {error.hook}", request_id=request_id), 500
 
     @app.errorhandler(HTTPException)
@@ -130,6 +136,8 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
             413: f"the body is larger than the limit of {settings.max_payload_bytes} bytes",
         }
         code = error.code or 500
+        if code >= 400:
+            _log_failure(code, error)
         response = jsonify(error=messages.get(code, f"{error.name}: {error.description}"))
         # The error's own headers (a 405's Allow, which RFC 9110 requires), but not its HTML type.
         response.headers.extend(
@@ -139,27 +147,33 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
 
     @app.errorhandler(Exception)
     def server_fault(error: Exception) -> tuple[Response, int]:
-        request_id = _log_failure("", error)
+        request_id = _log_failure(500, error)
         return jsonify(error="internal server error", request_id=request_id), 500
 
     return app
 
 
-def _log_failure(where: str, error: BaseException, detail: str = "") -> str:
-    """Log a failed request once, with its id (nginx's, else a new one), which is returned.
+def _log_failure(status: int, error: BaseException, hook: str = "", detail: str = "") -> str:
+    """Log a failed request in one line: its id (nginx's, else a new one, which is returned), its
+    status and the error's class; for a 5xx also the hook and where the error was raised.
 
-    Where it failed (the error's class and traceback), never the error's message: messages often
-    quote the values they failed on, and no request data may reach the log.
+    Never the error's message: a client error's quotes the request's cells, and any other's may
+    quote the values it failed on. `detail` is what the plumbing itself found, never a message.
     """
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    log.error(
-        "request %s failed%s: %s%s\n%s",
-        request_id,
-        f" {where}" if where else "",
-        type(error).__name__,
-        f" ({detail})" if detail else "",
-        "".join(traceback.format_tb(error.__traceback__)).rstrip(),
-    )
+    request_id = request.headers.get("X-Request-Id", "")
+    if not REQUEST_ID.fullmatch(request_id):
+        request_id = uuid.uuid4().hex
+    fields: dict[str, Any] = {"request_id": request_id, "status": status}
+    fields["error"] = type(error).__name__
+    if hook:
+        fields["hook"] = hook
+    if detail:
+        fields["detail"] = detail
+    if status < 500:
+        log.warning("request failed", extra=fields)
+    else:
+        fields["traceback"] = logs.frames(error.__traceback__)
+        log.error(f"request failed{f' in {hook}' if hook else ''}", extra=fields)
     return request_id
 
 
