@@ -11,10 +11,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import require_tool
+from processes import Process, children, command_line, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = ROOT / "container" / "decision_trees" / "serve"
@@ -36,31 +37,32 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    seen: set[Process] = field(default_factory=set)
+    """Every process `serve` was seen to have started: see `record`."""
+
+    def record(self) -> None:
+        """Remember every process `serve` has started by now (its workers are replaced at times)."""
+        for pid in descendants(self.process.pid):
+            found = Process.of(pid)
+            if found is not None:
+                self.seen.add(found)
+
+    def left(self) -> list[Process]:
+        """The processes `serve` started that still run."""
+        return sorted(p for p in self.seen if p.running())
+
+    def port_free(self) -> bool:
+        """True when nothing listens on the port any more."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        return False
 
     def request(
         self,
@@ -91,6 +93,7 @@ class Server:
             return self.answers_ping()
 
         wait_for(ready_or_dead, START_SECONDS, "/ping to answer 200")
+        self.record()
 
     @property
     def output(self) -> str:
@@ -104,13 +107,18 @@ class Server:
 
     @property
     def gunicorn_master(self) -> int:
+        self.record()
         return next(p for p in children(self.process.pid) if "gunicorn" in command_line(p))
 
     @property
     def nginx_master(self) -> int:
+        self.record()
         return next(p for p in children(self.process.pid) if "nginx" in command_line(p))
 
     def stop(self) -> int:
+        """SIGTERM `serve` and return its exit status. Whatever fails, nothing it started is left
+        running afterwards: what `serve` did not stop (a test then fails on `left`) is killed."""
+        self.record()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
@@ -119,6 +127,12 @@ class Server:
             self.process.kill()
             self.process.wait()
             raise
+        finally:
+            self.kill_left()
+
+    def kill_left(self) -> None:
+        for process in self.left():
+            process.kill()
 
 
 def start(base_dir: Path, tmp_path: Path, **environ: str) -> Server:
