@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -35,6 +37,7 @@ class Process:
 
     pid: int
     started: int
+    command: str = field(compare=False)
 
     @classmethod
     def of(cls, pid: int) -> Process | None:
@@ -42,7 +45,7 @@ class Process:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return None
-        return cls(pid, int(fields[19]))
+        return cls(pid, int(fields[19]), command_line(pid).strip())
 
     def running(self) -> bool:
         """True while it runs; an exited one waiting to be reaped (a zombie) does not."""
@@ -57,12 +60,23 @@ class Process:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
 
-    def __str__(self) -> str:
-        return f"{self.pid} {command_line(self.pid).strip()!r}"
-
 
 def command_line(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants children of this process, not of init (Linux; False elsewhere):
+    what a test left behind can then be found among them."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False

@@ -376,7 +376,7 @@ def test_a_killed_serve_takes_gunicorn_nginx_and_their_workers_with_it(
     running = start(base_dir, tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1")
     try:
         running.wait_ready()
-        assert len(running.seen) == 4, [str(p) for p in running.seen]
+        assert len(running.seen) == 4, [p.command for p in running.seen]
         running.process.kill()
         running.process.wait()
         # Both masters get SIGTERM (PR_SET_PDEATHSIG); gunicorn's waits for its worker.
