@@ -135,8 +135,9 @@ class Server:
             process.kill()
 
 
-def start(base_dir: Path, tmp_path: Path, **environ: str) -> Server:
-    """Start `serve` against `base_dir` (the /opt/ml tree) on a free port; not yet ready."""
+def start(base_dir: Path, tmp_path: Path, via: tuple[str, ...] = (), **environ: str) -> Server:
+    """Start `serve` against `base_dir` (the /opt/ml tree) on a free port, run by the command
+    `via` if any (nohup); not yet ready."""
     require_tool("nginx")
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
@@ -149,6 +150,6 @@ def start(base_dir: Path, tmp_path: Path, **environ: str) -> Server:
     }
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            [sys.executable, str(SERVE)], env=env, stdout=output, stderr=subprocess.STDOUT
+            [*via, sys.executable, str(SERVE)], env=env, stdout=output, stderr=subprocess.STDOUT
         )
     return Server(process, port, log)

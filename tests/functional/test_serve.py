@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -332,6 +333,20 @@ def test_a_stop_signal_stops_every_process_and_frees_the_port(
     assert "stopping: no new requests" in own_server.output
     assert own_server.left() == []
     assert own_server.port_free()
+
+
+def test_under_nohup_a_closed_terminal_does_not_stop_serve(base_dir: Path, tmp_path: Path) -> None:
+    running = start(base_dir, tmp_path, via=("nohup",), SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    try:
+        running.wait_ready()
+        status = Path(f"/proc/{running.process.pid}/status").read_text()
+        ignored = int(re.search(r"^SigIgn:\s*(\w+)$", status, re.MULTILINE)[1], 16)
+        assert ignored & 1 << (signal.SIGHUP - 1), "SIGHUP is no longer ignored"
+        running.process.send_signal(signal.SIGHUP)
+        assert running.answers_ping()
+    finally:
+        assert running.stop() == 0, running.output
+    assert running.left() == []
 
 
 def test_a_second_ctrl_c_stops_at_once_without_waiting_for_requests_in_flight(
