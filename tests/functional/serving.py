@@ -116,23 +116,28 @@ class Server:
         return next(p for p in children(self.process.pid) if "nginx" in command_line(p))
 
     def stop(self) -> int:
-        """SIGTERM `serve` and return its exit status. Whatever fails, nothing it started is left
-        running afterwards: what `serve` did not stop (a test then fails on `left`) is killed."""
+        """SIGTERM `serve` and return its exit status; fail if it left a process it started
+        running. Either way, nothing it started runs afterwards."""
         self.record()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(30)
+            status = self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise
-        finally:
             self.kill_left()
+            raise
+        left = self.kill_left()
+        assert left == [], f"serve exited with {status}, leaving {[p.command for p in left]}"
+        return status
 
-    def kill_left(self) -> None:
-        for process in self.left():
+    def kill_left(self) -> list[Process]:
+        """Kill what `serve` started and left running, and return it."""
+        left = self.left()
+        for process in left:
             process.kill()
+        return left
 
 
 def start(base_dir: Path, tmp_path: Path, via: tuple[str, ...] = (), **environ: str) -> Server:
