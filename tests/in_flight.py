@@ -42,8 +42,10 @@ def stop_with_requests_in_flight(
         thread.start()
     sent.wait()
     began = time.monotonic()
-    stop()
-    ended = time.monotonic()
-    for thread in threads:
-        thread.join(60)
+    try:
+        stop()
+        ended = time.monotonic()
+    finally:
+        for thread in threads:
+            thread.join(60)
     return Stopping(answers, began, ended)

@@ -11,11 +11,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from conftest import require_tool
+from processes import Process, children, command_line, descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = ROOT / "container" / "decision_trees" / "serve"
@@ -37,31 +38,32 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    seen: set[Process] = field(default_factory=set)
+    """Every process `serve` was seen to have started: see `record`."""
+
+    def record(self) -> None:
+        """Remember every process `serve` has started by now (its workers are replaced at times)."""
+        for pid in descendants(self.process.pid):
+            found = Process.of(pid)
+            if found is not None:
+                self.seen.add(found)
+
+    def left(self) -> list[Process]:
+        """The processes `serve` started that still run."""
+        return sorted(p for p in self.seen if p.running())
+
+    def port_free(self) -> bool:
+        """True when nothing listens on the port any more."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        return False
 
     def request(
         self,
@@ -92,6 +94,7 @@ class Server:
             return self.answers_ping()
 
         wait_for(ready_or_dead, START_SECONDS, "/ping to answer 200")
+        self.record()
 
     @property
     def output(self) -> str:
@@ -110,25 +113,42 @@ class Server:
 
     @property
     def gunicorn_master(self) -> int:
+        self.record()
         return next(p for p in children(self.process.pid) if "gunicorn" in command_line(p))
 
     @property
     def nginx_master(self) -> int:
+        self.record()
         return next(p for p in children(self.process.pid) if "nginx" in command_line(p))
 
     def stop(self) -> int:
+        """SIGTERM `serve` and return its exit status; fail if it left a process it started
+        running. Either way, nothing it started runs afterwards."""
+        self.record()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(30)
+            status = self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+            self.kill_left()
             raise
+        left = self.kill_left()
+        assert left == [], f"serve exited with {status}, leaving {[p.command for p in left]}"
+        return status
+
+    def kill_left(self) -> list[Process]:
+        """Kill what `serve` started and left running, and return it."""
+        left = self.left()
+        for process in left:
+            process.kill()
+        return left
 
 
-def start(base_dir: Path, tmp_path: Path, **environ: str) -> Server:
-    """Start `serve` against `base_dir` (the /opt/ml tree) on a free port; not yet ready."""
+def start(base_dir: Path, tmp_path: Path, via: tuple[str, ...] = (), **environ: str) -> Server:
+    """Start `serve` against `base_dir` (the /opt/ml tree) on a free port, run by the command
+    `via` if any (nohup); not yet ready."""
     require_tool("nginx")
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
@@ -142,6 +162,6 @@ def start(base_dir: Path, tmp_path: Path, **environ: str) -> Server:
     # Appending, as every writer does: nginx appends its access log to the same file.
     with open(log, "ab") as output:
         process = subprocess.Popen(
-            [sys.executable, str(SERVE)], env=env, stdout=output, stderr=subprocess.STDOUT
+            [*via, sys.executable, str(SERVE)], env=env, stdout=output, stderr=subprocess.STDOUT
         )
     return Server(process, port, log)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -248,6 +250,7 @@ def test_sigterm_finishes_8_requests_in_flight_and_exits_0(own_server: Server) -
     assert own_server.process.returncode == 0, own_server.output
     assert [status for status, _ in stopping.answers] == [200] * 8
     assert max(at for _, at in stopping.answers) > stopping.began, "no request was in flight"
+    assert own_server.left() == []
 
 
 def test_a_clean_stop_logs_no_traceback(own_server: Server) -> None:
@@ -297,12 +300,117 @@ def test_a_worker_reuses_its_memory_for_the_next_big_request(
 
 
 @pytest.mark.parametrize("part", ["gunicorn_master", "nginx_master"])
-def test_serve_exits_non_zero_when_a_part_dies(own_server: Server, part: str) -> None:
+def test_when_a_master_dies_serve_stops_every_process_either_started_and_exits_1(
+    own_server: Server, part: str
+) -> None:
+    # A SIGKILLed nginx master used to leave its worker behind, listening on the port.
     pid = getattr(own_server, part)
     os.kill(pid, signal.SIGKILL)
     assert own_server.process.wait(30) == 1
-    assert children(own_server.process.pid) == []
-    assert "exited" in own_server.output
+    assert own_server.left() == []
+    assert own_server.port_free()
+    assert f"{part.split('_')[0]} exited with code -9" in own_server.output
+
+
+@pytest.mark.parametrize("part", ["gunicorn_master", "nginx_master"])
+def test_every_request_in_flight_when_a_master_dies_is_answered(
+    own_server: Server, part: str
+) -> None:
+    """nginx's orphaned worker finishes its requests; gunicorn's orphaned workers exit at once,
+    and nginx answers their requests with its JSON 503."""
+    pid = getattr(own_server, part)
+
+    def kill() -> None:
+        os.kill(pid, signal.SIGKILL)
+        own_server.process.wait(30)
+
+    stopping = stop_with_requests_in_flight(own_server.port, csv_of(4 * 1024 * 1024), kill)
+
+    assert own_server.process.returncode == 1, own_server.output
+    assert len(stopping.answers) == 8
+    allowed = {200} if part == "nginx_master" else {200, 503}
+    assert {status for status, _ in stopping.answers} <= allowed
+    assert own_server.left() == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_stops_every_process_and_frees_the_port(
+    own_server: Server, signum: signal.Signals
+) -> None:
+    """SIGINT is Ctrl-C, SIGHUP a closed terminal: neither reaches gunicorn or nginx, in process
+    groups of their own, but through serve."""
+    own_server.record()
+    own_server.process.send_signal(signum)
+    assert own_server.process.wait(30) == 0, own_server.output
+    assert "stopping: no new requests" in own_server.output
+    assert own_server.left() == []
+    assert own_server.port_free()
+
+
+def test_under_nohup_a_closed_terminal_does_not_stop_serve(base_dir: Path, tmp_path: Path) -> None:
+    running = start(base_dir, tmp_path, via=("nohup",), SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    try:
+        running.wait_ready()
+        status = Path(f"/proc/{running.process.pid}/status").read_text()
+        ignored = int(re.search(r"^SigIgn:\s*(\w+)$", status, re.MULTILINE)[1], 16)
+        assert ignored & 1 << (signal.SIGHUP - 1), "SIGHUP is no longer ignored"
+        running.process.send_signal(signal.SIGHUP)
+        assert running.answers_ping()
+    finally:
+        assert running.stop() == 0, running.output
+    assert running.left() == []
+
+
+def test_a_second_ctrl_c_stops_at_once_without_waiting_for_requests_in_flight(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    predicting = tmp_path / "predicting"
+    hooks = (
+        "import time\n"
+        "from byoc import defaults\n"
+        "def predict_fn(data, model, request):\n"
+        "    if data.shape[0] == 3:\n"
+        f"        open({str(predicting)!r}, 'w').close()\n"
+        "        time.sleep(3600)\n"
+        "    return defaults.predict_fn(data, model, request)\n"
+    )
+    running = start(
+        base_dir, tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1", **model_module(tmp_path, hooks)
+    )
+
+    def ask() -> None:
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            running.request("POST", "/invocations", ROW * 3, {"Content-Type": "text/csv"})
+
+    try:
+        running.wait_ready()
+        threading.Thread(target=ask, daemon=True).start()
+        wait_for(predicting.exists, 10, "the request to reach predict_fn")
+        running.process.send_signal(signal.SIGINT)
+        wait_for(lambda: "stopping: no new requests" in running.output, 10, "serve to stop")
+        running.process.send_signal(signal.SIGINT)
+        # Well within the 28 s that a stop waits for requests in flight.
+        assert running.process.wait(10) == 0, running.output
+        assert "interrupted again: killing" in running.output
+        assert running.left() == []
+    finally:
+        running.stop()
+
+
+def test_a_killed_serve_takes_gunicorn_nginx_and_their_workers_with_it(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    running = start(base_dir, tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="1")
+    try:
+        running.wait_ready()
+        assert len(running.seen) == 4, [p.command for p in running.seen]
+        running.process.kill()
+        running.process.wait()
+        # Both masters get SIGTERM (PR_SET_PDEATHSIG); gunicorn's waits for its worker.
+        wait_for(lambda: running.left() == [], 30, "every process to stop")
+        assert running.port_free()
+    finally:
+        running.stop()
 
 
 def test_a_missing_model_makes_serve_exit_non_zero_saying_so(tmp_path: Path) -> None:
