@@ -8,21 +8,26 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def children(pid: int) -> list[int]:
-    """The running processes whose parent is `pid` (an exited one not yet reaped is left out)."""
-    found = []
+def _running_stats() -> Iterator[tuple[int, list[str]]]:
+    """Each running process (an exited one not yet reaped is left out): its pid and the fields of
+    /proc/PID/stat after the command (state, parent, process group, ...)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] not in "ZX":
-            found.append(int(stat.parent.name))
-    return found
+        if fields[0] not in "ZX":
+            yield int(stat.parent.name), fields
+
+
+def children(pid: int) -> list[int]:
+    """The running processes whose parent is `pid`."""
+    return [child for child, fields in _running_stats() if int(fields[1]) == pid]
 
 
 def descendants(pid: int) -> list[int]:
@@ -85,15 +90,7 @@ def become_subreaper() -> bool:
 
 def group(pgid: int) -> list[int]:
     """The running processes of a process group."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in "ZX":
-            found.append(int(stat.parent.name))
-    return found
+    return [member for member, fields in _running_stats() if int(fields[2]) == pgid]
 
 
 def stop_group(pgid: int, seconds: float = 30) -> None:

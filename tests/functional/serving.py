@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,14 @@ def start(base_dir: Path, tmp_path: Path, via: tuple[str, ...] = (), **environ: 
             [*via, sys.executable, str(SERVE)], env=env, stdout=output, stderr=subprocess.STDOUT
         )
     return Server(process, port, log)
+
+
+@contextmanager
+def running(base_dir: Path, tmp_path: Path, **environ: str) -> Iterator[Server]:
+    """A ready `serve` (see `start`), which must stop cleanly (exit 0) when the block ends."""
+    server = start(base_dir, tmp_path, **environ)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        assert server.stop() == 0, server.output

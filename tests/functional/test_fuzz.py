@@ -25,7 +25,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from iris_model import save_iris_model
-from serving import Server, start
+from serving import Server, running
 
 from byoc import formats
 
@@ -57,19 +57,18 @@ def server(
 ) -> Iterator[Server]:
     base_dir = tmp_path_factory.mktemp("opt_ml")
     save_iris_model(base_dir / "model", max_leaf_nodes=5)
-    running = start(base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="2")
     try:
-        running.wait_ready()
-        yield running
+        with running(
+            base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="2"
+        ) as up:
+            yield up
     finally:
-        stopped = running.stop()
         reporter = request.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line("")
             for (test, status), count in sorted(tally.items()):
                 reporter.write_line(f"fuzz: {test}: {count} x {status}")
             reporter.write_line(f"fuzz: {sum(tally.values())} requests in all")
-        assert stopped == 0, running.output
 
 
 def send(server: Server, test: str, body: bytes, headers: dict[str, str]) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from iris_model import save_iris_model
-from serving import ROOT, Server, children, start
+from serving import ROOT, Server, children, running
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from limits import CASES
@@ -39,12 +39,10 @@ EXPECTED = {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base_dir = tmp_path_factory.mktemp("opt_ml")
     save_iris_model(base_dir / "model", max_leaf_nodes=5)
-    running = start(base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="1")
-    try:
-        running.wait_ready()
-        yield running
-    finally:
-        assert running.stop() == 0, running.output
+    with running(
+        base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="1"
+    ) as up:
+        yield up
 
 
 def test_every_case_of_the_benchmark_has_an_expected_status() -> None:

@@ -19,7 +19,7 @@ import pytest
 import skops.io
 from in_flight import stop_with_requests_in_flight
 from iris_model import save_iris_model
-from serving import ROOT, Server, children, start, wait_for
+from serving import ROOT, Server, children, running, start, wait_for
 
 from byoc.cpus import available_cpus
 from predictor import TRUSTED_TYPES
@@ -44,12 +44,10 @@ def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start(base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="2")
-    try:
-        running.wait_ready()
-        yield running
-    finally:
-        assert running.stop() == 0, running.output
+    with running(
+        base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="2"
+    ) as up:
+        yield up
 
 
 @pytest.fixture
