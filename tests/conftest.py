@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 
 import pytest
 from processes import Process, become_subreaper, descendants
@@ -28,6 +29,9 @@ def require_tool(name: str) -> str:
         pytest.skip(message)
     return path
 
+
+SUMMARY = pytest.StashKey[list[Callable[[], list[str]]]]()
+"""Lines for the end of the report, each list made when it is printed (a fuzz's totals)."""
 
 BEFORE = pytest.StashKey[set[Process]]()
 """What ran at the start of the session; set only where orphans can be found (Linux)."""
@@ -60,6 +64,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for lines in terminalreporter.config.stash.get(SUMMARY, []):
+        terminalreporter.write_line("")
+        for text in lines():
+            terminalreporter.write_line(text)
     left = terminalreporter.config.stash.get(LEFT, [])
     if left:
         terminalreporter.section(

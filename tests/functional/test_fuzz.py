@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import schemathesis
+from conftest import SUMMARY
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from iris_model import save_iris_model
@@ -57,18 +58,18 @@ def server(
 ) -> Iterator[Server]:
     base_dir = tmp_path_factory.mktemp("opt_ml")
     save_iris_model(base_dir / "model", max_leaf_nodes=5)
-    try:
-        with running(
-            base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="2"
-        ) as up:
-            yield up
-    finally:
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line("")
-            for (test, status), count in sorted(tally.items()):
-                reporter.write_line(f"fuzz: {test}: {count} x {status}")
-            reporter.write_line(f"fuzz: {sum(tally.values())} requests in all")
+    # The session's summary prints these lines (tests/conftest.py): a fixture's output is captured.
+    request.config.stash[SUMMARY] = [
+        *request.config.stash.get(SUMMARY, []),
+        lambda: (
+            [f"fuzz: {test}: {n} x {status}" for (test, status), n in sorted(tally.items())]
+            + [f"fuzz: {sum(tally.values())} requests in all"]
+        ),
+    ]
+    with running(
+        base_dir, tmp_path_factory.mktemp("serve"), SAGEMAKER_MODEL_SERVER_WORKERS="2"
+    ) as up:
+        yield up
 
 
 def send(server: Server, test: str, body: bytes, headers: dict[str, str]) -> None:
