@@ -106,7 +106,7 @@ def predict(estimator: Any, rows: str) -> tuple[str, dict[str, Any]]:
     predictor = estimator.deploy(initial_instance_count=1, instance_type="local")
     try:
         predictor.serializer = CSVSerializer()
-        predictor.deserializer = StringDeserializer()
+        predictor.deserializer = StringDeserializer(accept="text/csv")
         as_csv = predictor.predict(rows)
         predictor.deserializer = JSONDeserializer()
         as_json = predictor.predict(rows)
@@ -124,8 +124,8 @@ def transform(estimator: Any, rows: str, folder: Path) -> str:
     transformer = estimator.transformer(
         instance_count=1,
         instance_type="local",
-        # Local mode does not read /execution-parameters: without a strategy it sends one
-        # request per file and line, whatever the container advertises.
+        # Without it, local mode takes /execution-parameters' "MULTI_RECORD" (the API's spelling)
+        # and fails: it knows only the SDK's own "MultiRecord".
         strategy="MultiRecord",
         assemble_with="Line",
         accept="text/csv",

@@ -43,7 +43,7 @@ SHOWN_CHARACTERS = 100
 
 
 def decode(value: Any) -> Any:
-    """A value from hyperparameters.json: decoded when it is a string in JSON or a Python literal."""
+    """A value from hyperparameters.json; a string is decoded as JSON or a Python literal."""
     if not isinstance(value, str):
         return value
     if value in PYTHON_WORDS:
