@@ -5,7 +5,7 @@
 set -euo pipefail
 
 demo_packages=(python3-venv nginx curl)
-test_packages=("${demo_packages[@]}" shellcheck wrk docker.io debootstrap docker-registry iproute2)
+test_packages=("${demo_packages[@]}" shellcheck wrk docker.io debootstrap docker-registry iproute2 docker-compose)
 
 case "${1:-}" in
   demo) wanted=("${demo_packages[@]}") ;;

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class Job:
     """An /opt/ml tree: write config files and data into it, then run `train`."""
 
     base: Path
+    environment: dict[str, str] = field(default_factory=dict)
+    """Variables `train` gets besides this process's own."""
 
     def config(self, name: str, content: Any) -> Path:
         path = self.base / "input" / "config" / name
@@ -70,7 +72,12 @@ class Job:
         path = os.pathsep.join(
             [str(PROGRAM_DIR), str(Path(sys.executable).parent), os.environ["PATH"]]
         )
-        return {**os.environ, "PATH": path, "SAGEMAKER_BASE_DIR": str(self.base)}
+        return {
+            **os.environ,
+            "PATH": path,
+            "SAGEMAKER_BASE_DIR": str(self.base),
+            **self.environment,
+        }
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

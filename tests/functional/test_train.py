@@ -124,6 +124,7 @@ def test_a_bad_hyperparameter_fails_naming_key_value_and_what_is_accepted(job: J
 @pytest.mark.parametrize("name", ["resourceconfig.json", "resourceConfig.json"])
 def test_both_resource_file_names_are_read(job: Job, name: str) -> None:
     job.iris().config(name, {"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    job.environment["BYOC_LEADER_TIMEOUT_S"] = "0.5"  # algo-1 is no host here
 
     result = job.run()
 
@@ -153,6 +154,7 @@ def test_the_leader_of_several_hosts_trains_with_the_current_resource_file(job: 
             "topology": None,
         },
     )
+    job.environment["BYOC_LEADER_TIMEOUT_S"] = "0.5"  # algo-2 is no host here
 
     result = job.run()
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +156,53 @@ def test_a_channel_entry_that_is_not_an_object_fails(paths: Paths) -> None:
 
     with pytest.raises(InputError, match="JSON object of channel names to objects"):
         channels.read(paths)
+
+
+# ---------------------------------------------------------------------------- the leader's port
+
+
+def test_the_port_and_timeout_can_be_moved_by_the_environment() -> None:
+    assert hosts.leader_port({}) == hosts.LEADER_PORT
+    assert hosts.leader_port({"BYOC_LEADER_PORT": "9100"}) == 9100
+    assert hosts.leader_timeout({}) == hosts.LEADER_TIMEOUT_S
+    assert hosts.leader_timeout({"BYOC_LEADER_TIMEOUT_S": "2.5"}) == 2.5
+
+
+def test_a_host_waits_until_the_leader_closes_its_port() -> None:
+    port = hosts.LeaderPort(0, others=1)
+    waited: list[bool] = []
+    waiter = threading.Thread(
+        target=lambda: waited.append(hosts.wait_for_leader("127.0.0.1", port.port, 10))
+    )
+    waiter.start()
+
+    assert port.wait_for_others(10) == 1
+    waiter.join(0.3)
+    assert waiter.is_alive()
+    port.close()
+    waiter.join(10)
+    assert waited == [True]
+
+
+def test_the_leader_stops_waiting_for_hosts_that_never_come() -> None:
+    port = hosts.LeaderPort(0, others=2)
+    try:
+        started = time.monotonic()
+        assert port.wait_for_others(0.3) == 0
+        assert 0.3 <= time.monotonic() - started < 5
+    finally:
+        port.close()
+
+
+def test_a_leader_that_never_listens_is_given_up_after_the_timeout() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    started = time.monotonic()
+
+    assert hosts.wait_for_leader("127.0.0.1", closed, 1.0) is False
+    assert 1.0 <= time.monotonic() - started < 5
+
+
+def test_a_leader_name_that_does_not_resolve_is_retried_until_the_timeout() -> None:
+    assert hosts.wait_for_leader("algo-1.invalid", hosts.LEADER_PORT, 0.5) is False

@@ -56,7 +56,16 @@ ESTIMATORS: dict[str, Callable[[], Any]] = {
         ("None", None),
         ("[64, 32]", [64, 32]),
         ('{"a": 2}', {"a": 2}),
-        ("{'a': 2}", "{'a': 2}"),
+        ("{'a': 2}", {"a": 2}),
+        ("{'setosa': 2, 0: 1.5}", {"setosa": 2, 0: 1.5}),
+        ("[64, 'relu', None, True]", [64, "relu", None, True]),
+        ("(64, 32)", (64, 32)),
+        (" [1, 2] ", [1, 2]),
+        ("{'a': }", "{'a': }"),
+        ("[a, b]", "[a, b]"),
+        ("(gini)", "(gini)"),
+        ("'gini'", "'gini'"),
+        ("1_000", "1_000"),
         ("", ""),
         (" 7 ", 7),
         (5, 5),
@@ -73,6 +82,24 @@ def test_a_value_is_decoded_as_json_or_a_python_word_and_kept_as_text_otherwise(
 
     assert value == decoded
     assert type(value) is type(decoded)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "[__import__('os').system('touch /tmp/pwned')]",
+        "(print('called'),)",
+        "{'a': open('/etc/passwd')}",
+        "[().__class__.__bases__[0].__subclasses__()]",
+        "[1 + 2]",
+        "[" * 5000 + "]" * 5000,
+    ],
+)
+def test_a_python_container_holding_code_stays_text_and_is_never_run(
+    code: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert decode(code) == code
+    assert capsys.readouterr().out == ""
 
 
 @pytest.mark.parametrize("word", ["none", "NONE", "TRUE", "true ", "Null"])
@@ -164,6 +191,11 @@ def test_label_column_is_no_hyperparameter_of_the_estimator() -> None:
         ("DecisionTreeClassifier", {"max_features": "sqrt"}, {"max_features": "sqrt"}),
         ("DecisionTreeClassifier", {"class_weight": '{"a": 2}'}, {"class_weight": {"a": 2}}),
         ("DecisionTreeClassifier", {"class_weight": "balanced"}, {"class_weight": "balanced"}),
+        (
+            "DecisionTreeClassifier",
+            {"class_weight": "{'setosa': 2, 'versicolor': 1}"},
+            {"class_weight": {"setosa": 2, "versicolor": 1}},
+        ),
         ("DecisionTreeClassifier", {"random_state": "None"}, {"random_state": None}),
         (
             "RandomForestClassifier",
@@ -259,7 +291,7 @@ def scikit_learns_message(estimator: str, name: str, value: Any) -> str:
         ("DecisionTreeClassifier", "criterion", "gino", "gino"),
         ("DecisionTreeClassifier", "criterion", "Gini", "Gini"),
         ("DecisionTreeClassifier", "min_samples_split", "1", 1),
-        ("DecisionTreeClassifier", "class_weight", "{'a': 2}", "{'a': 2}"),
+        ("DecisionTreeClassifier", "class_weight", "{a: 2}", "{a: 2}"),
         ("DecisionTreeClassifier", "random_state", "-1", -1),
         ("DecisionTreeClassifier", "min_impurity_decrease", "NaN", float("nan")),
         ("DecisionTreeClassifier", "ccp_alpha", "1e400", float("inf")),

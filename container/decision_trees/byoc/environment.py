@@ -19,6 +19,12 @@ DEFAULT_BASE_DIR = "/opt/ml"
 PREDICTOR_ENV = "BYOC_PREDICTOR"
 """The model module's file (byoc/hooks.py); by default predictor.py beside train and serve."""
 
+LEADER_PORT_ENV = "BYOC_LEADER_PORT"
+"""Replaces the TCP port the leader of several training hosts holds (byoc/hosts.py)."""
+
+LEADER_TIMEOUT_ENV = "BYOC_LEADER_TIMEOUT_S"
+"""Replaces how long training hosts look for each other, in seconds (byoc/hosts.py)."""
+
 
 @dataclass(frozen=True)
 class Paths:

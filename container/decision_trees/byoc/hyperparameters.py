@@ -1,14 +1,16 @@
 """hyperparameters.json: decode the values however the client encoded them, then validate them.
 
 SageMaker hands every value over as a string whose encoding depends on the client that made the
-job: JSON (`"5"`, `"\\"gini\\""`), Python's `str()` (`"gini"`, `"None"`, `"True"`) or a raw JSON
-value. Each value is decoded as JSON when it parses and kept as the raw string otherwise. The
+job: JSON (`"5"`, `"\\"gini\\""`), Python's `str()` (`"gini"`, `"None"`, `"True"`,
+`"{'setosa': 2}"`) or a raw JSON value. Each value is decoded as JSON when it parses, as a Python
+literal when it is a container that JSON cannot read, and kept as the raw string otherwise. The
 estimator itself then says what is valid: its `get_params()` names the hyperparameters, and
 scikit-learn's own parameter validation checks their values, so no table here repeats them.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import re
@@ -31,6 +33,9 @@ DATA_HYPERPARAMETERS = {"label_column": "the label's column in Parquet files (de
 PYTHON_WORDS = {"None": None, "True": True, "False": False}
 """How Python's str() writes the values JSON spells null, true and false."""
 
+PYTHON_CONTAINERS = ("{", "[", "(")
+"""How a dict, list or tuple written by Python's str() starts (SDK v2's generic Estimator)."""
+
 _SKLEARN_MESSAGE = re.compile(r"The '(\w+)' parameter of (\w+) must be")
 _SKLEARN_GOT = re.compile(r"\s*Got .* instead\.?$", re.DOTALL)
 SHOWN_CHARACTERS = 100
@@ -38,15 +43,22 @@ SHOWN_CHARACTERS = 100
 
 
 def decode(value: Any) -> Any:
-    """A value from hyperparameters.json: JSON-decoded when it is a string that parses as JSON."""
+    """A value from hyperparameters.json; a string is decoded as JSON or a Python literal."""
     if not isinstance(value, str):
         return value
     if value in PYTHON_WORDS:
         return PYTHON_WORDS[value]
     try:
         return json.loads(value)
-    except ValueError:
-        return value
+    except (ValueError, RecursionError):
+        pass
+    if value.lstrip().startswith(PYTHON_CONTAINERS):
+        # literal_eval builds literals only: it never calls or imports anything.
+        try:
+            return ast.literal_eval(value.strip())
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            pass
+    return value
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def run(paths: Paths, saving: AbstractContextManager[Any]) -> int:
         if not cluster.is_leader:
             log(
                 f"{cluster.current_host}: {cluster.leader} trains the model on all the data; "
-                "nothing to do here"
+                "this host waits until it has finished"
             )
             return 0
 
