@@ -91,6 +91,8 @@ def test_two_containers_serve_side_by_side_and_the_first_answer_feeds_the_second
     with pipeline(engine, image, model_dir, confidence_model) as (first, second):
         answer = first.post("/invocations", ROWS, "text/csv", accept="text/csv")
         assert answer.status == 200, answer.body
+        # The pipeline passes it on as the next request's Content-Type: a bare media type.
+        assert answer.headers["Content-Type"] == "text/csv"
         probabilities = [float(line) for line in answer.body.decode().splitlines()]
         assert len(probabilities) == 4
         assert min(probabilities) < SURE, "every row was sure: the second model proves nothing"
