@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from byoc import logs, settings
@@ -30,7 +29,9 @@ graceful_timeout = min(resolved.timeout, 25)
 keepalive = 75
 preload_app = True
 control_socket_disable = True
-worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
+# Each worker's heartbeat file: in memory, or in serve's folder where /dev/shm is missing or not
+# writable (a read-only container as an unprivileged user, as serverless endpoints may run it).
+worker_tmp_dir = "/dev/shm" if os.access("/dev/shm", os.W_OK) else str(resolved.runtime_dir)
 # nginx writes the access log (nginx.conf); everything else is a JSON line on stderr (byoc/logs.py).
 accesslog = None
 errorlog = "-"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +80,10 @@ def running_server(
     model_dir: Path,
     env: Mapping[str, str] = {},
     container_port: int = 8080,
+    docker_options: Sequence[str] = (),
 ) -> Iterator[Server]:
-    """`docker run -p 127.0.0.1::PORT -v MODEL:/opt/ml/model:ro IMAGE serve`, ready."""
-    options = [f"--env={name}={value}" for name, value in env.items()]
+    """`docker run -p 127.0.0.1::PORT -v MODEL:/opt/ml/model:ro [OPTIONS] IMAGE serve`, ready."""
+    options = [*docker_options, *(f"--env={name}={value}" for name, value in env.items())]
     container = engine.run(
         "run", "--detach",
         f"--publish=127.0.0.1::{container_port}",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from byoc import cpus, settings
+from byoc import cpus, memory, settings
 
 
 def resolve(**environ: str) -> settings.Settings:
@@ -25,7 +25,9 @@ def test_defaults_follow_sagemaker() -> None:
     assert resolved.batch is False
     assert resolved.log_level == 20
     assert resolved.model_dir == Path("/opt/ml/model")
-    assert resolved.workers == cpus.available_cpus()
+    limit = memory.memory_limit()
+    fit = memory.workers_that_fit(limit, 6) if limit is not None else cpus.available_cpus()
+    assert resolved.workers == min(cpus.available_cpus(), fit)
     assert resolved.inference_output == ("predicted_label",)
 
 
@@ -212,3 +214,94 @@ def test_the_affinity_limits_the_cpus(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda _: {3})
     write(tmp_path / "cpu.max", "max 100000")
     assert cpus.available_cpus(tmp_path, tmp_path / "missing") == 1
+
+
+GIB = 1024**3
+
+
+def test_the_memory_limit_is_the_lowest_cgroup_v2_limit_up_to_the_root(tmp_path: Path) -> None:
+    write(tmp_path / "proc-cgroup", "0::/system.slice/job.scope\n")
+    write(tmp_path / "system.slice" / "job.scope" / "memory.max", "max")
+    write(tmp_path / "system.slice" / "memory.max", str(2 * GIB))
+    write(tmp_path / "meminfo", "MemTotal:       16777216 kB\n")
+    assert memory.memory_limit(tmp_path, tmp_path / "proc-cgroup", tmp_path / "meminfo") == 2 * GIB
+
+
+def test_a_container_reads_its_own_cgroup_at_the_mount_root(tmp_path: Path) -> None:
+    """Docker mounts the container's own cgroup at /sys/fs/cgroup; /proc/self/cgroup still names
+    the host's path, which does not exist below it."""
+    write(tmp_path / "proc-cgroup", "0::/docker/0123abcd\n")
+    write(tmp_path / "memory.max", str(GIB))
+    assert memory.memory_limit(tmp_path, tmp_path / "proc-cgroup", tmp_path / "missing") == GIB
+
+
+@pytest.mark.parametrize("where", ["own", "root"])
+def test_a_cgroup_v1_limit_is_read_and_its_unlimited_value_is_the_machines(
+    tmp_path: Path, where: str
+) -> None:
+    """A host process's own cgroup below the mount (here, the limit set there), or a container's
+    own cgroup mounted as the root (the limit there, its host path missing below)."""
+    unlimited, limit = "9223372036854771712", str(512 * 1024 * 1024)
+    write(tmp_path / "proc-cgroup", "5:cpu,cpuacct:/\n4:memory:/jobs/1234\n1:name=systemd:/\n")
+    write(tmp_path / "memory" / "memory.limit_in_bytes", limit if where == "root" else unlimited)
+    if where == "own":
+        write(tmp_path / "memory" / "jobs" / "1234" / "memory.limit_in_bytes", limit)
+    write(tmp_path / "meminfo", "MemTotal:        8388608 kB\nMemFree:  1 kB\n")
+    found = memory.memory_limit(tmp_path, tmp_path / "proc-cgroup", tmp_path / "meminfo")
+    assert found == int(limit)
+
+
+def test_without_a_cgroup_limit_the_machines_memory_is_the_limit(tmp_path: Path) -> None:
+    write(tmp_path / "memory.max", "max")
+    write(tmp_path / "meminfo", "MemTotal:        8388608 kB\n")
+    assert memory.memory_limit(tmp_path, tmp_path / "missing", tmp_path / "meminfo") == 8 * GIB
+
+
+def test_no_limit_is_known_where_nothing_can_be_read(tmp_path: Path) -> None:
+    assert memory.memory_limit(tmp_path, tmp_path / "missing", tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize(
+    ("limit_mib", "payload_mb", "model_mib", "expected"),
+    [
+        (1024, 6, 0, 6),  # serverless' smallest: (1024 - 128) // (12 + 20 * 6)
+        (6144, 6, 0, 45),
+        (1024, 6, 500, 3),  # the model's files count against the limit
+        (256, 6, 0, 1),  # not even one fits: one nonetheless
+        (8192, 100, 0, 4),  # batch transform's largest bodies: 2,012 MiB each
+    ],
+)
+def test_workers_that_fit_leave_room_for_each_ones_peak(
+    limit_mib: int, payload_mb: int, model_mib: int, expected: int
+) -> None:
+    mib = 1024 * 1024
+    assert memory.workers_that_fit(limit_mib * mib, payload_mb, model_mib * mib) == expected
+
+
+@pytest.mark.usefixtures("four_cpus")
+@pytest.mark.parametrize(
+    ("limit_mib", "environ", "expected"),
+    [
+        (1024, {}, 4),  # six fit: the four CPUs decide
+        (512, {}, 2),
+        (256, {}, 1),
+        (512, {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "20", "SAGEMAKER_BATCH": "true"}, 1),
+        (256, {"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}, 3),  # an explicit count is obeyed
+    ],
+)
+def test_the_worker_count_is_the_cpus_or_what_fits_in_memory(
+    monkeypatch: pytest.MonkeyPatch, limit_mib: int, environ: dict[str, str], expected: int
+) -> None:
+    monkeypatch.setattr(memory, "memory_limit", lambda: limit_mib * 1024 * 1024)
+    monkeypatch.setattr(cpus, "read_value", lambda path: "")  # no CPU quota
+    resolved = resolve(**environ)
+    assert resolved.workers == expected
+    assert resolved.memory_limit_mib == limit_mib
+    assert resolved.as_dict()["worker_memory_mib"] == memory.worker_mib(resolved.max_payload_mb)
+
+
+def test_the_model_files_size_is_their_sum(tmp_path: Path) -> None:
+    write(tmp_path / "model" / "a.bin", "x" * 100)
+    write(tmp_path / "model" / "nested" / "b.bin", "y" * 50)
+    assert memory.model_bytes(tmp_path / "model") == 150
+    assert memory.model_bytes(tmp_path / "missing") == 0

@@ -25,28 +25,30 @@ def available_cpus(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGR
 
 def _cgroup_quota(cgroup_root: Path, proc_cgroup: Path) -> float | None:
     """CPUs allowed by the CFS quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), None when unlimited."""
-    candidates = [cgroup_root / _own_cgroup_v2(proc_cgroup) / "cpu.max", cgroup_root / "cpu.max"]
+    candidates = [cgroup_root / own_cgroup(proc_cgroup) / "cpu.max", cgroup_root / "cpu.max"]
     for path in candidates:
-        fields = _read(path).split()
+        fields = read_value(path).split()
         if len(fields) == 2:
             return None if fields[0] == "max" else int(fields[0]) / int(fields[1])
     for controller in ("cpu", "cpu,cpuacct"):
-        quota = _read(cgroup_root / controller / "cpu.cfs_quota_us")
-        period = _read(cgroup_root / controller / "cpu.cfs_period_us")
+        quota = read_value(cgroup_root / controller / "cpu.cfs_quota_us")
+        period = read_value(cgroup_root / controller / "cpu.cfs_period_us")
         if quota and period:
             return None if int(quota) <= 0 else int(quota) / int(period)
     return None
 
 
-def _own_cgroup_v2(proc_cgroup: Path) -> str:
-    """This process's cgroup v2 path relative to the mount ("" inside a cgroup namespace)."""
-    for line in _read(proc_cgroup).splitlines():
-        if line.startswith("0::"):
-            return line[3:].strip("/")
+def own_cgroup(proc_cgroup: Path, controller: str = "") -> str:
+    """This process's cgroup path relative to the mount: v2's by default, else that of the v1
+    `controller` ("" inside a cgroup namespace, or when it cannot be read)."""
+    for line in read_value(proc_cgroup).splitlines():
+        fields = line.split(":", 2)
+        if len(fields) == 3 and controller in fields[1].split(","):
+            return fields[2].strip().strip("/")
     return ""
 
 
-def _read(path: Path) -> str:
+def read_value(path: Path) -> str:
     try:
         return path.read_text().strip()
     except OSError:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from byoc import environment
+from byoc import environment, memory
 from byoc.cpus import available_cpus
 
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
@@ -57,6 +57,7 @@ class Settings:
 
     port: int
     workers: int
+    memory_limit_mib: int | None
     timeout: int
     max_payload_mb: int
     default_accept: str | None
@@ -86,24 +87,34 @@ class Settings:
         values = {key: str(v) if isinstance(v, Path) else v for key, v in asdict(self).items()}
         values["max_payload_bytes"] = self.max_payload_bytes
         values["max_concurrent_transforms"] = self.max_concurrent_transforms
+        values["worker_memory_mib"] = memory.worker_mib(self.max_payload_mb)
         return values
 
 
 def resolve(environ: Mapping[str, str] = os.environ) -> Settings:
     """Read every tunable from `environ`; SettingsError names a variable with an unusable value."""
-    workers = _first_int(environ, WORKERS_ENVS, minimum=1)
     requested_mb = _first_int(environ, (MAX_PAYLOAD_ENV,), minimum=1) or MIN_PAYLOAD_MB
+    max_payload_mb = min(max(requested_mb, MIN_PAYLOAD_MB), MAX_PAYLOAD_MB)
+    model_dir = environment.paths(environ).model
+    limit = memory.memory_limit()
+    workers = _first_int(environ, WORKERS_ENVS, minimum=1)
+    if workers is None:
+        workers = available_cpus()
+        if limit is not None:
+            fit = memory.workers_that_fit(limit, max_payload_mb, memory.model_bytes(model_dir))
+            workers = min(workers, fit)
     runtime_dir = environ.get(RUNTIME_DIR_ENV) or Path(tempfile.gettempdir(), "decision-trees")
     return Settings(
         port=_first_int(environ, (PORT_ENV,), minimum=1, maximum=65535) or DEFAULT_PORT,
-        workers=workers or available_cpus(),
+        workers=workers,
+        memory_limit_mib=None if limit is None else limit // MIB,
         timeout=_first_int(environ, TIMEOUT_ENVS, minimum=1) or DEFAULT_TIMEOUT,
-        max_payload_mb=min(max(requested_mb, MIN_PAYLOAD_MB), MAX_PAYLOAD_MB),
+        max_payload_mb=max_payload_mb,
         default_accept=environ.get(DEFAULT_ACCEPT_ENV) or None,
         batch=environ.get(BATCH_ENV, "").strip().lower() == "true",
         inference_output=_inference_output(environ.get(INFERENCE_OUTPUT_ENV, "")),
         log_level=_log_level(environ.get(LOG_LEVEL_ENV, "")),
-        model_dir=environment.paths(environ).model,
+        model_dir=model_dir,
         runtime_dir=Path(runtime_dir),
     )
 
