@@ -194,7 +194,9 @@ def transform_files(instance: Instance, job: Job, files: list[Path], output: Pat
                     for first, body in mini_batches(path, job, strategy, payload_mb * MIB):
                         in_flight.append(pool.submit(predict, instance, job, path, first, body))
                         # A bounded window: a large file is never read into memory at once.
-                        while len(in_flight) > 2 * concurrency or in_flight[0].done():
+                        while in_flight and (
+                            len(in_flight) > 2 * concurrency or in_flight[0].done()
+                        ):
                             out.write(in_flight.popleft().result() + b"\n")
                     while in_flight:
                         out.write(in_flight.popleft().result() + b"\n")
