@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = ROOT / "container" / "decision_trees" / "serve"
@@ -181,31 +182,47 @@ def predict(instance: Instance, job: Job, path: Path, first: int, body: bytes) -
 
 
 def transform_files(instance: Instance, job: Job, files: list[Path], output: Path) -> None:
-    """Every file of `files` through `instance`, MaxConcurrentTransforms requests at a time, each
-    file's answers written in order to OUTPUT/<name>.out (renamed into place once complete)."""
+    """Every file of `files` through `instance`, MaxConcurrentTransforms requests at a time (a
+    file's last mini-batches overlap the next file's first), each file's answers written in order
+    to OUTPUT/<name>.out, renamed into place once complete."""
     concurrency, strategy, payload_mb = instance.parameters(job)
-    with ThreadPoolExecutor(concurrency) as pool:
-        for path in files:
-            target = output / f"{path.name}.out"
-            partial = target.with_name(f".{target.name}.partial")
-            in_flight: collections.deque[Future[bytes]] = collections.deque()
-            try:
-                with partial.open("wb") as out:
-                    for first, body in mini_batches(path, job, strategy, payload_mb * MIB):
-                        in_flight.append(pool.submit(predict, instance, job, path, first, body))
-                        # A bounded window: a large file is never read into memory at once.
-                        while in_flight and (
-                            len(in_flight) > 2 * concurrency or in_flight[0].done()
-                        ):
-                            out.write(in_flight.popleft().result() + b"\n")
-                    while in_flight:
-                        out.write(in_flight.popleft().result() + b"\n")
-            except BaseException:
-                for future in in_flight:
-                    future.cancel()
-                partial.unlink(missing_ok=True)
-                raise
-            partial.rename(target)
+    # In input order: a file's open output, then its requests; None closes the file.
+    pending: collections.deque[tuple[Path, Future[bytes] | None]] = collections.deque()
+    opened: dict[Path, BinaryIO] = {}
+
+    def write_done(block: bool) -> None:
+        # A bounded window: a large input is never read into memory at once.
+        while pending and (block or len(pending) > 2 * concurrency or _ready(pending[0][1])):
+            path, future = pending.popleft()
+            partial = output / f".{path.name}.out.partial"
+            if path not in opened:  # an empty input file has an empty .out file
+                opened[path] = partial.open("wb")
+            if future is None:
+                opened.pop(path).close()
+                partial.rename(output / f"{path.name}.out")
+            else:
+                opened[path].write(future.result() + b"\n")
+
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            for path in files:
+                for first, body in mini_batches(path, job, strategy, payload_mb * MIB):
+                    pending.append((path, pool.submit(predict, instance, job, path, first, body)))
+                    write_done(block=False)
+                pending.append((path, None))
+            write_done(block=True)
+    except BaseException:
+        for _, future in pending:
+            if future is not None:
+                future.cancel()
+        for path, out in opened.items():
+            out.close()
+            (output / f".{path.name}.out.partial").unlink(missing_ok=True)
+        raise
+
+
+def _ready(future: Future[bytes] | None) -> bool:
+    return future is None or future.done()
 
 
 def run_job(input_dir: Path, output: Path, urls: list[str], job: Job) -> int:
