@@ -2,6 +2,7 @@
 
 import _thread
 import gc
+import itertools
 import logging
 import os
 import sys
@@ -46,6 +47,26 @@ def when_ready(server: object) -> None:
     """Freeze the preloaded heap, so that the garbage collector of a forked worker never writes to
     its pages, which stay shared with the master and the other workers."""
     gc.freeze()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """Give the worker about to start the lowest slot that no running worker holds: a replaced
+    worker's successor takes over its socket (settings.worker_sockets)."""
+    taken = {getattr(other, "slot", None) for other in server.WORKERS.values()}
+    worker.slot = next(slot for slot in itertools.count() if slot not in taken)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Listen on the worker's own socket besides the shared one: nginx sends each request to the
+    worker with the fewest in flight (nginx.conf). A worker beyond the configured count (gunicorn's
+    TTIN) has only the shared socket."""
+    if worker.slot < len(resolved.worker_sockets):
+        from gunicorn.sock import UnixSocket
+
+        # UnixSocket removes a socket a dead worker left and binds with gunicorn's umask, as the
+        # shared socket is: nginx's unprivileged workers must be able to connect.
+        own = UnixSocket(str(resolved.worker_sockets[worker.slot]), server.cfg, server.log)
+        worker.sockets = [*worker.sockets, own]
 
 
 def worker_exit(server: object, worker: object) -> None:

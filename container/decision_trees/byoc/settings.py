@@ -82,6 +82,12 @@ class Settings:
         """The unix socket gunicorn listens on and nginx proxies to."""
         return self.runtime_dir / "gunicorn.sock"
 
+    @property
+    def worker_sockets(self) -> tuple[Path, ...]:
+        """A unix socket per worker slot, each listened on by that worker alone: nginx spreads
+        requests over them (nginx.conf's upstream)."""
+        return tuple(self.runtime_dir / f"worker-{slot}.sock" for slot in range(self.workers))
+
     def as_dict(self) -> dict[str, object]:
         """Every value, derived ones included, ready for logging as JSON."""
         values = {key: str(v) if isinstance(v, Path) else v for key, v in asdict(self).items()}
