@@ -75,3 +75,19 @@ def test_gevents_hub_prints_a_caught_error_through_print_exception() -> None:
     hub = Quiet.__new__(Quiet)
     hub.handle_error("a context", ValueError, ValueError("x"), None)
     assert printed == ["a context"]
+
+
+def test_gunicorn_lets_a_hook_give_a_worker_a_socket_of_its_own() -> None:
+    # gunicorn.conf.py: pre_fork reads the arbiter's WORKERS to pick a free slot, and post_fork
+    # appends a UnixSocket to worker.sockets, which the gevent worker serves when it runs.
+    import inspect
+
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.sock import UnixSocket
+    from gunicorn.workers.base import Worker
+    from gunicorn.workers.ggevent import GeventWorker
+
+    assert isinstance(Arbiter.WORKERS, dict)
+    assert list(inspect.signature(UnixSocket).parameters)[:3] == ["addr", "conf", "log"]
+    assert "sockets" in inspect.signature(Worker).parameters
+    assert "self.sockets" in inspect.getsource(GeventWorker.run)
