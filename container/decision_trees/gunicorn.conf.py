@@ -57,9 +57,9 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """Listen on the worker's own socket besides the shared one: nginx sends each request to the
-    worker with the fewest in flight (nginx.conf). A worker beyond the configured count (gunicorn's
-    TTIN) has only the shared socket."""
+    """Listen on the worker's own socket besides the shared one: nginx sends each big request to
+    the worker with the fewest in flight (nginx.conf). A worker beyond the configured count
+    (gunicorn's TTIN) has only the shared socket."""
     if worker.slot < len(resolved.worker_sockets):
         from gunicorn.sock import UnixSocket
 

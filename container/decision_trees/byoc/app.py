@@ -256,9 +256,9 @@ def _gevent_threadpool() -> Any:
     if not monkey.is_module_patched("threading"):
         return None
     threadpool = get_hub().threadpool
-    # As many requests at a time as there are CPUs, not one per worker: nginx sends each request
-    # to the worker with the fewest in flight (nginx.conf), but with more requests than workers,
-    # or while a worker is replaced, one worker takes several. Parsing and the walk release the
-    # GIL, so that worker still uses most of every CPU.
+    # As many requests at a time as there are CPUs, not one per worker: nginx sends each big
+    # request to the worker with the fewest in flight (nginx.conf), but with more requests than
+    # workers, or while a worker is replaced, one worker takes several. Parsing and the walk
+    # release the GIL, so that worker still uses most of every CPU.
     threadpool.maxsize = available_cpus()
     return threadpool
