@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 START_TIMEOUT_S = 60.0
@@ -32,6 +33,20 @@ def with_sbin(path: str) -> str:
     """PATH plus the sbin folders, where dockerd, debootstrap and the tools they call live."""
     folders = path.split(os.pathsep) if path else []
     return os.pathsep.join([*folders, *(folder for folder in SBIN if folder not in folders)])
+
+
+def free_subnet(candidates: Iterable[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
+    """The first of `candidates` that no route on this machine overlaps."""
+    routes = subprocess.run(
+        ["ip", "-4", "-json", "route", "show", "table", "all"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    taken = [
+        ipaddress.ip_network(route["dst"], strict=False)
+        for route in json.loads(routes)
+        if route["dst"][0].isdigit()  # not "default"
+    ]
+    return next(s for s in candidates if not any(s.overlaps(t) for t in taken))
 
 
 class EngineError(RuntimeError):
@@ -118,16 +133,7 @@ class Engine:
 
     def create_bridge(self) -> None:
         """A bridge for this engine's containers, on a /24 that nothing else here routes."""
-        routes = subprocess.run(
-            ["ip", "-4", "-json", "route", "show", "table", "all"],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        taken = [
-            ipaddress.ip_network(route["dst"], strict=False)
-            for route in json.loads(routes)
-            if route["dst"][0].isdigit()  # not "default"
-        ]
-        subnet = next(s for s in BRIDGE_SUBNETS if not any(s.overlaps(t) for t in taken))
+        subnet = free_subnet(BRIDGE_SUBNETS)
         gateway = f"{next(subnet.hosts())}/{subnet.prefixlen}"
         subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
         self._bridged = True

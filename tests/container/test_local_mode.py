@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .conftest import REPO, system_tool
-from .engine import Engine
+from .engine import Engine, free_subnet
 from .services import free_port
 
 NETWORK = "sagemaker-local"
@@ -56,19 +56,6 @@ class LocalMode:
         return self.engine.run("ps", "--quiet").stdout.split()
 
 
-def free_subnet() -> str:
-    routes = subprocess.run(
-        ["ip", "-4", "-json", "route", "show", "table", "all"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    taken = [
-        ipaddress.ip_network(route["dst"], strict=False)
-        for route in json.loads(routes)
-        if route["dst"][0].isdigit()
-    ]
-    return str(next(s for s in NETWORK_SUBNETS if not any(s.overlaps(t) for t in taken)))
-
-
 @pytest.fixture(scope="module")
 def local_mode(
     engine: Engine,
@@ -105,7 +92,7 @@ def local_mode(
         patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(root / "no-aws-credentials"))
         patch.setattr(socket, "getaddrinfo", local_only)
         script.prepare_environment(root)
-        engine.run("network", "create", "--subnet", free_subnet(), NETWORK)
+        engine.run("network", "create", "--subnet", str(free_subnet(NETWORK_SUBNETS)), NETWORK)
         try:
             session = script.local_session(free_port(), root)
             yield LocalMode(engine, image, root, session, attempts)
