@@ -34,6 +34,8 @@ INFERENCE_OUTPUT_ENV = "SAGEMAKER_INFERENCE_OUTPUT"
 predicted_label, probability, probabilities, labels, in the order wanted."""
 LOG_LEVEL_ENV = "SAGEMAKER_CONTAINER_LOG_LEVEL"
 """A Python logging level: a number (20) or a name (INFO)."""
+MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
+"""`true` (any case): serve SageMaker's multi-model API (byoc/multimodel.py), not one model."""
 RUNTIME_DIR_ENV = "SERVE_RUNTIME_DIR"
 """Where `serve` puts the gunicorn socket and nginx's files; set by `serve` for its children."""
 
@@ -66,6 +68,7 @@ class Settings:
     log_level: int
     model_dir: Path
     runtime_dir: Path
+    multi_model: bool = False
 
     @property
     def max_payload_bytes(self) -> int:
@@ -122,6 +125,7 @@ def resolve(environ: Mapping[str, str] = os.environ) -> Settings:
         log_level=_log_level(environ.get(LOG_LEVEL_ENV, "")),
         model_dir=model_dir,
         runtime_dir=Path(runtime_dir),
+        multi_model=environ.get(MULTI_MODEL_ENV, "").strip().lower() == "true",
     )
 
 

@@ -1,0 +1,182 @@
+"""SageMaker's multi-model API (byoc/multimodel.py) through the real serve: nginx, 2 gunicorn
+workers, models loaded, invoked and unloaded while serving."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from iris_model import save_iris_model
+from serving import ROOT, Server, running
+
+PAYLOAD = (ROOT / "local_test" / "payload.csv").read_bytes()
+DELAY_MODULE = """
+import time
+from pathlib import Path
+
+from byoc import defaults
+
+TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+
+
+def estimator():
+    from sklearn.tree import DecisionTreeClassifier
+
+    return DecisionTreeClassifier(random_state=0)
+
+
+def model_fn(model_dir: Path):
+    # A slow load, for the tests: the seconds in the model folder's file "delay".
+    delay = model_dir / "delay"
+    if delay.exists():
+        time.sleep(float(delay.read_text()))
+    return defaults.model_fn(model_dir, TRUSTED_TYPES)
+"""
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folders as SageMaker extracts them: /opt/ml/models/<name>/model."""
+    root = tmp_path_factory.mktemp("models")
+    for name, leaves in (("a", 3), ("b", 5), ("c", 8), ("slow", 5)):
+        save_iris_model(root / name / "model", max_leaf_nodes=leaves)
+    (root / "slow" / "model" / "delay").write_text("4")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    base = tmp_path_factory.mktemp("opt_ml")
+    module = base / "predictor.py"
+    module.write_text(DELAY_MODULE)
+    with running(
+        base,
+        tmp_path_factory.mktemp("serve"),
+        SAGEMAKER_MULTI_MODEL="true",
+        SAGEMAKER_MODEL_SERVER_WORKERS="2",
+        BYOC_PREDICTOR=str(module),
+    ) as up:
+        yield up
+
+
+def load(server: Server, models: Path, name: str) -> tuple[int, dict]:
+    body = json.dumps({"model_name": name, "url": str(models / name / "model")}).encode()
+    status, _, answer = server.request(
+        "POST", "/models", body, {"Content-Type": "application/json"}
+    )
+    return status, json.loads(answer)
+
+
+def invoke(server: Server, name: str, accept: str = "text/csv", body: bytes = PAYLOAD) -> tuple:
+    status, headers, answer = server.request(
+        "POST", f"/models/{name}/invoke", body, {"Content-Type": "text/csv", "Accept": accept}
+    )
+    return status, headers.get("Content-Type"), answer
+
+
+def unload_all(server: Server) -> None:
+    status, _, body = server.request("GET", "/models?page_size=100")
+    assert status == 200
+    for model in json.loads(body)["models"]:
+        server.request("DELETE", f"/models/{model['modelName']}")
+
+
+def test_load_list_invoke_reload_unload(server: Server, models: Path) -> None:
+    for name in ("a", "b", "c"):
+        assert load(server, models, name)[0] == 200
+    assert load(server, models, "b") == (409, {"error": "model 'b' is already loaded"})
+
+    status, _, body = server.request("GET", "/models/b")
+    assert (status, json.loads(body)) == (
+        200,
+        {"modelName": "b", "modelUrl": str(models / "b" / "model")},
+    )
+    pages, token = [], ""
+    while True:
+        query = f"?page_size=2&next_page_token={token}" if token else "?page_size=2"
+        status, _, body = server.request("GET", f"/models{query}")
+        page = json.loads(body)
+        pages.append([model["modelName"] for model in page["models"]])
+        token = page.get("nextPageToken", "")
+        if not token:
+            break
+    assert pages == [["a", "b"], ["c"]]
+
+    status, content_type, answer = invoke(server, "a")
+    assert (status, content_type) == (200, "text/csv")
+    assert len(answer.splitlines()) == len(PAYLOAD.splitlines())
+    status, content_type, answer = invoke(server, "c", accept="application/json")
+    assert (status, content_type) == (200, "application/json")
+    assert len(json.loads(answer)["predictions"]) == len(PAYLOAD.splitlines())
+    # The same errors as /invocations: a bad row is the client's.
+    status, _, answer = invoke(server, "b", body=b"1,2,oops,4\n")
+    assert status == 400 and b"oops" in answer
+
+    assert server.request("DELETE", "/models/b")[0] == 200
+    assert server.request("DELETE", "/models/b")[0] == 404
+    assert server.request("GET", "/models/b")[0] == 404
+    # Whichever worker takes it, an unloaded model is gone.
+    for _ in range(8):
+        assert invoke(server, "b")[0] == 404
+    assert load(server, models, "b")[0] == 200
+    assert invoke(server, "b")[0] == 200
+    unload_all(server)
+
+
+def test_every_worker_answers_for_every_model_under_concurrent_loads_and_invokes(
+    server: Server, models: Path
+) -> None:
+    assert load(server, models, "a")[0] == 200
+    with ThreadPoolExecutor(8) as pool:
+        loads = [pool.submit(load, server, models, name) for name in ("b", "c")]
+        invokes = [pool.submit(invoke, server, "a") for _ in range(40)]
+        assert [f.result()[0] for f in loads] == [200, 200]
+        assert {f.result()[:2] for f in invokes} == {(200, "text/csv")}
+        answers = [pool.submit(invoke, server, name) for name in ("b", "c") * 20]
+        assert {f.result()[0] for f in answers} == {200}
+    unload_all(server)
+
+
+def test_ping_and_other_models_answer_during_a_slow_load(server: Server, models: Path) -> None:
+    assert load(server, models, "a")[0] == 200
+    slow = threading.Thread(target=load, args=(server, models, "slow"))
+    slow.start()
+    try:
+        time.sleep(0.5)
+        assert slow.is_alive()
+        for _ in range(10):
+            started = time.monotonic()
+            assert server.request("GET", "/ping")[0] == 200
+            assert invoke(server, "a")[0] == 200
+            assert time.monotonic() - started < 0.5
+        # A second load of the same name while it loads is refused, and it is not yet invocable.
+        assert load(server, models, "slow")[0] == 409
+        assert invoke(server, "slow")[0] == 404
+    finally:
+        slow.join()
+    assert invoke(server, "slow")[0] == 200
+    unload_all(server)
+
+
+def test_no_room_is_507_and_registers_nothing(
+    models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    base = tmp_path_factory.mktemp("opt_ml")
+    # A limit below what the server itself uses: the documented override of the cgroup's.
+    with running(
+        base,
+        tmp_path_factory.mktemp("serve"),
+        SAGEMAKER_MULTI_MODEL="true",
+        SAGEMAKER_MODEL_SERVER_WORKERS="2",
+        BYOC_MME_MEMORY_LIMIT_MB="64",
+    ) as server:
+        status, answer = load(server, models, "a")
+        assert status == 507 and answer["error"].startswith("no room")
+        assert json.loads(server.request("GET", "/models")[2]) == {"models": []}
+        assert invoke(server, "a")[0] == 404
+        assert server.request("GET", "/ping")[0] == 200
