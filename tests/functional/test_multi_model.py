@@ -4,6 +4,10 @@ workers, models loaded, invoked and unloaded while serving."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -180,3 +184,50 @@ def test_no_room_is_507_and_registers_nothing(
         assert json.loads(server.request("GET", "/models")[2]) == {"models": []}
         assert invoke(server, "a")[0] == 404
         assert server.request("GET", "/ping")[0] == 200
+
+
+def test_the_local_script_loads_a_folder_of_archives_as_sagemaker_does(
+    server: Server, models: Path, tmp_path: Path
+) -> None:
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    for name in ("a", "b"):
+        # As train's model.tar.gz: the model folder's files at the archive's root.
+        with tarfile.open(archives / f"tree-{name}.tar.gz", "w:gz") as tar:
+            for path in (models / name / "model").iterdir():
+                tar.add(path, arcname=path.name)
+    extracted = tmp_path / "opt_ml_models"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "local_test" / "load_models.py"),
+            str(archives),
+            str(extracted),
+        ],
+        env={**os.environ, "PORT": str(server.port)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        'tree-a: 200 {"status":"Model tree-a loaded"}',
+        'tree-b: 200 {"status":"Model tree-b loaded"}',
+    ]
+    assert (extracted / "tree-a" / "model" / "metadata.json").is_file()
+    assert invoke(server, "tree-b")[0] == 200
+    # Loaded again: SageMaker's 409, and the script says so.
+    again = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "local_test" / "load_models.py"),
+            str(archives),
+            str(extracted),
+        ],
+        env={**os.environ, "PORT": str(server.port)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 1 and "tree-a: 409" in again.stdout
+    unload_all(server)
