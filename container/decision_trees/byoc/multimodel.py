@@ -14,9 +14,9 @@ real threads, never on the worker's event loop, so /ping and the other models ar
 meanwhile. A worker drops a model that is no longer registered, and gives its memory back.
 
 "No room" (507) is decided from the container's memory limit (memory.py, or
-BYOC_MME_MEMORY_LIMIT_MB) against what the server's processes use now (their PSS) plus the new
-model's measured size in each worker that has not loaded it yet, leaving each worker its peak for
-one request at the payload limit.
+BYOC_MME_MEMORY_LIMIT_MB in settings.py) against what the server's processes use now (their PSS)
+plus each model's measured size in every worker that has not loaded it yet, leaving each worker its
+peak for one request at the payload limit.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,9 +48,6 @@ log = logging.getLogger("byoc")
 
 T = TypeVar("T")
 
-MEMORY_LIMIT_ENV = "BYOC_MME_MEMORY_LIMIT_MB"
-"""Replaces the container's memory limit for the 507 decision (tests; a limit shared with other
-containers that the cgroup does not show)."""
 PAGE_SIZE = 100
 """Models per page of GET /models when the request gives no `page_size`."""
 
@@ -76,6 +73,8 @@ class Entry:
     pid: int
     worker_bytes: int
     """What loading it took in one worker, measured."""
+    holders: tuple[int, ...] = ()
+    """The workers (pids) that have loaded it."""
 
     def listed(self) -> dict[str, str]:
         return {"modelName": self.name, "modelUrl": self.url}
@@ -114,7 +113,7 @@ class Registry:
 
     def get(self, name: str) -> Entry | None:
         try:
-            return Entry(**json.loads(self._path(name).read_text()))
+            return _entry(json.loads(self._path(name).read_text()))
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
             return None
 
@@ -122,7 +121,7 @@ class Registry:
         found = []
         for path in self.directory.glob("*.json"):
             with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, TypeError):
-                found.append(Entry(**json.loads(path.read_text())))
+                found.append(_entry(json.loads(path.read_text())))
         return found
 
     def put(self, entry: Entry) -> None:
@@ -139,14 +138,12 @@ class Registry:
 class Models:
     """One worker's side of the MME API: the registry and the models this worker has loaded."""
 
-    def __init__(
-        self, hooks: Hooks, settings: Settings, environ: Mapping[str, str] = os.environ
-    ) -> None:
+    def __init__(self, hooks: Hooks, settings: Settings) -> None:
         self.hooks = hooks
         self.settings = settings
         self.registry = Registry(settings.runtime_dir / "models")
-        override = environ.get(MEMORY_LIMIT_ENV, "").strip()
-        self.limit_bytes = int(override) * memory.MIB if override else memory.memory_limit()
+        limit_mib = settings.mme_memory_limit_mib or settings.memory_limit_mib
+        self.limit_bytes = None if limit_mib is None else limit_mib * memory.MIB
         self.loaded: dict[str, Loaded] = {}
         self._loading: dict[str, Any] = {}
 
@@ -173,7 +170,9 @@ class Models:
             with self.registry.locked():
                 # Every other worker will load its own copy: there must be room for all of them.
                 self._check_room(took * (self.settings.workers - 1))
-                self.registry.put(Entry(name, url, entry.id, "loaded", os.getpid(), took))
+                self.registry.put(
+                    Entry(name, url, entry.id, "loaded", os.getpid(), took, (os.getpid(),))
+                )
         except BaseException:
             self.registry.remove(name)
             raise
@@ -208,9 +207,7 @@ class Models:
         # Concurrent requests for a model this worker has not loaded yet wait for one load.
         pending = self._loading.get(entry.id)
         if pending is None:
-            pending = self._loading[entry.id] = _start_in_thread(
-                lambda: self._load(entry.id, Path(entry.url))
-            )
+            pending = self._loading[entry.id] = _start_in_thread(lambda: self._hold(entry))
         try:
             loaded = _result(pending)
         finally:
@@ -230,6 +227,17 @@ class Models:
         if dropped:
             gc.collect()
             _trim()
+
+    def _hold(self, entry: Entry) -> Loaded:
+        """Load a registered model in this worker, and record that this worker holds it: its
+        copy is in the server's memory from now on, no longer to be reserved."""
+        loaded = self._load(entry.id, Path(entry.url))
+        with self.registry.locked():
+            current = self.registry.get(entry.name)
+            if current is not None and current.id == entry.id:
+                holders = (*current.holders, os.getpid())
+                self.registry.put(replace(current, holders=holders))
+        return loaded
 
     def _load(self, model_id: str, model_dir: Path) -> Loaded:
         try:
@@ -255,11 +263,17 @@ class Models:
             return
         used = server_bytes()
         peaks = self.settings.workers * memory.worker_mib(self.settings.max_payload_mb) * memory.MIB
+        # The copies of loaded models that workers have yet to load, at their first request.
+        more_bytes += sum(
+            entry.worker_bytes * max(0, self.settings.workers - sum(map(_alive, entry.holders)))
+            for entry in self.registry.entries()
+            if entry.state == "loaded"
+        )
         if used + more_bytes + peaks > self.limit_bytes:
             raise MultiModelError(
                 507,
-                f"no room: the server uses {used // memory.MIB} MiB, the model needs "
-                f"{more_bytes // memory.MIB} MiB more, the workers' request peaks "
+                f"no room: the server uses {used // memory.MIB} MiB, loading needs "
+                f"{more_bytes // memory.MIB} MiB more in the workers, their request peaks "
                 f"{peaks // memory.MIB} MiB, of {self.limit_bytes // memory.MIB} MiB",
             )
 
@@ -320,11 +334,15 @@ def register(
         return jsonify(error=str(error)), error.status
 
 
+def _entry(fields: dict[str, Any]) -> Entry:
+    return Entry(**{**fields, "holders": tuple(fields.get("holders", ()))})
+
+
 def _token_name(token: str) -> str:
     if not token:
         return ""
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        return base64.b64decode(token, altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
         raise MultiModelError(400, "next_page_token is not one this server gave") from None
 

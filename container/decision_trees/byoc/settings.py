@@ -36,6 +36,9 @@ LOG_LEVEL_ENV = "SAGEMAKER_CONTAINER_LOG_LEVEL"
 """A Python logging level: a number (20) or a name (INFO)."""
 MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 """`true` (any case): serve SageMaker's multi-model API (byoc/multimodel.py), not one model."""
+MME_MEMORY_LIMIT_ENV = "BYOC_MME_MEMORY_LIMIT_MB"
+"""Replaces the container's memory limit in the multi-model 507 decision (tests; a limit that the
+cgroup does not show)."""
 RUNTIME_DIR_ENV = "SERVE_RUNTIME_DIR"
 """Where `serve` puts the gunicorn socket and nginx's files; set by `serve` for its children."""
 
@@ -69,6 +72,7 @@ class Settings:
     model_dir: Path
     runtime_dir: Path
     multi_model: bool = False
+    mme_memory_limit_mib: int | None = None
 
     @property
     def max_payload_bytes(self) -> int:
@@ -126,6 +130,7 @@ def resolve(environ: Mapping[str, str] = os.environ) -> Settings:
         model_dir=model_dir,
         runtime_dir=Path(runtime_dir),
         multi_model=environ.get(MULTI_MODEL_ENV, "").strip().lower() == "true",
+        mme_memory_limit_mib=_first_int(environ, (MME_MEMORY_LIMIT_ENV,), minimum=1),
     )
 
 
