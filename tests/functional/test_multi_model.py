@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -68,8 +69,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield up
 
 
-def load(server: Server, models: Path, name: str) -> tuple[int, dict]:
-    body = json.dumps({"model_name": name, "url": str(models / name / "model")}).encode()
+def load(server: Server, models: Path, name: str, url: Path | None = None) -> tuple[int, dict]:
+    """POST /models for `name`, in `models`/<name>/model unless at `url`."""
+    url = url or models / name / "model"
+    body = json.dumps({"model_name": name, "url": str(url)}).encode()
     status, _, answer = server.request(
         "POST", "/models", body, {"Content-Type": "application/json"}
     )
@@ -231,3 +234,35 @@ def test_the_local_script_loads_a_folder_of_archives_as_sagemaker_does(
     )
     assert again.returncode == 1 and "tree-a: 409" in again.stdout
     unload_all(server)
+
+
+def test_a_model_trained_by_train_for_an_example_is_loaded_and_invoked(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Any model module serves its models alike: the random forest example, trained by `train`."""
+    example = ROOT / "examples" / "random_forest"
+    job = tmp_path_factory.mktemp("job")
+    shutil.copytree(example / "test_dir", job, dirs_exist_ok=True)
+    module = {"BYOC_PREDICTOR": str(example / "predictor.py")}
+    trained = subprocess.run(
+        [sys.executable, str(ROOT / "container" / "decision_trees" / "train")],
+        env={**os.environ, **module, "SAGEMAKER_BASE_DIR": str(job)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert trained.returncode == 0, trained.stderr
+    payload = (example / "payload.csv").read_bytes()
+    with running(
+        tmp_path_factory.mktemp("opt_ml"),
+        tmp_path_factory.mktemp("serve"),
+        SAGEMAKER_MULTI_MODEL="true",
+        SAGEMAKER_MODEL_SERVER_WORKERS="2",
+        **module,
+    ) as server:
+        assert load(server, job, "forest", url=job / "model")[0] == 200
+        for _ in range(4):
+            status, _, answer = invoke(server, "forest", "application/json", payload)
+            assert status == 200, answer
+            assert len(json.loads(answer)["predictions"]) == len(payload.splitlines())
