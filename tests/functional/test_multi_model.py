@@ -3,9 +3,11 @@ workers, models loaded, invoked and unloaded while serving."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -17,13 +19,15 @@ from pathlib import Path
 
 import pytest
 from iris_model import save_iris_model
-from serving import ROOT, Server, running
+from serving import ROOT, Server, running, wait_for
 
 PAYLOAD = (ROOT / "local_test" / "payload.csv").read_bytes()
+MIB = 1024 * 1024
 DELAY_MODULE = """
 import time
 from pathlib import Path
 
+import numpy
 from byoc import defaults
 
 TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
@@ -40,7 +44,13 @@ def model_fn(model_dir: Path):
     delay = model_dir / "delay"
     if delay.exists():
         time.sleep(float(delay.read_text()))
-    return defaults.model_fn(model_dir, TRUSTED_TYPES)
+    model = defaults.model_fn(model_dir, TRUSTED_TYPES)
+    # A big model, for the tests: the MiB in the file "ballast", held by the model.
+    ballast = model_dir / "ballast"
+    if ballast.exists():
+        array = numpy.ones(int(ballast.read_text()) * 2**20, dtype=numpy.uint8)
+        object.__setattr__(model, "ballast", array)  # defaults.Model is frozen
+    return model
 """
 
 
@@ -48,9 +58,10 @@ def model_fn(model_dir: Path):
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folders as SageMaker extracts them: /opt/ml/models/<name>/model."""
     root = tmp_path_factory.mktemp("models")
-    for name, leaves in (("a", 3), ("b", 5), ("c", 8), ("slow", 5)):
+    for name, leaves in (("a", 3), ("b", 5), ("c", 8), ("slow", 5), ("big", 5)):
         save_iris_model(root / name / "model", max_leaf_nodes=leaves)
     (root / "slow" / "model" / "delay").write_text("4")
+    (root / "big" / "model" / "ballast").write_text("64")
     return root
 
 
@@ -67,6 +78,50 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         BYOC_PREDICTOR=str(module),
     ) as up:
         yield up
+
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=30)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(str(self.path))
+
+
+def invoke_each_worker(server: Server, name: str) -> list[int]:
+    """POST /models/<name>/invoke to each gunicorn worker by its own socket (nginx's upstream):
+    each status."""
+    statuses = []
+    for socket_path in sorted(server.runtime_dir.glob("worker-*.sock")):
+        connection = UnixConnection(socket_path)
+        try:
+            headers = {"Content-Type": "text/csv"}
+            connection.request("POST", f"/models/{name}/invoke", PAYLOAD, headers)
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+        finally:
+            connection.close()
+    return statuses
+
+
+def group_pss(group: int) -> int:
+    """The PSS of every process in the process group, in bytes (what multimodel.py measures)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != group:
+                continue
+            rollup = (stat.parent / "smaps_rollup").read_text()
+        except (OSError, ValueError, IndexError):
+            continue
+        total += sum(
+            int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")
+        )
+    return total
 
 
 def load(server: Server, models: Path, name: str, url: Path | None = None) -> tuple[int, dict]:
@@ -124,12 +179,13 @@ def test_load_list_invoke_reload_unload(server: Server, models: Path) -> None:
     status, _, answer = invoke(server, "b", body=b"1,2,oops,4\n")
     assert status == 400 and b"oops" in answer
 
+    assert invoke_each_worker(server, "b") == [200, 200]
     assert server.request("DELETE", "/models/b")[0] == 200
     assert server.request("DELETE", "/models/b")[0] == 404
     assert server.request("GET", "/models/b")[0] == 404
     # Whichever worker takes it, an unloaded model is gone.
-    for _ in range(8):
-        assert invoke(server, "b")[0] == 404
+    assert invoke_each_worker(server, "b") == [404, 404]
+    assert invoke(server, "b")[0] == 404
     assert load(server, models, "b")[0] == 200
     assert invoke(server, "b")[0] == 200
     unload_all(server)
@@ -146,6 +202,8 @@ def test_every_worker_answers_for_every_model_under_concurrent_loads_and_invokes
         assert {f.result()[:2] for f in invokes} == {(200, "text/csv")}
         answers = [pool.submit(invoke, server, name) for name in ("b", "c") * 20]
         assert {f.result()[0] for f in answers} == {200}
+    for name in ("a", "b", "c"):
+        assert invoke_each_worker(server, name) == [200, 200]
     unload_all(server)
 
 
@@ -168,6 +226,20 @@ def test_ping_and_other_models_answer_during_a_slow_load(server: Server, models:
         slow.join()
     assert invoke(server, "slow")[0] == 200
     unload_all(server)
+
+
+def test_an_unloaded_model_is_dropped_by_every_worker_and_its_memory_freed(
+    server: Server, models: Path
+) -> None:
+    group = os.getpgid(server.gunicorn_master)
+    before = group_pss(group)
+    assert load(server, models, "big")[0] == 200
+    assert invoke_each_worker(server, "big") == [200, 200]
+    held = group_pss(group)
+    assert held - before > 2 * 60 * MIB
+    assert server.request("DELETE", "/models/big")[0] == 200
+    # Within a second or so, even in the worker that gets no request after the unloading.
+    wait_for(lambda: group_pss(group) - before < 20 * MIB, 5, "both workers to free 64 MiB")
 
 
 def test_no_room_is_507_and_registers_nothing(

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, jsonify, request
 
-from byoc import artifacts, defaults, formats, memory
+from byoc import artifacts, defaults, formats, logs, memory
 from byoc.app import _log_failure
 from byoc.hooks import Hooks
 from byoc.settings import Settings
@@ -49,6 +49,8 @@ log = logging.getLogger("byoc")
 T = TypeVar("T")
 
 PAGE_SIZE = 100
+SWEEP_SECONDS = 1.0
+"""How often a worker holding models looks for any unloaded by another worker."""
 """Models per page of GET /models when the request gives no `page_size`."""
 
 
@@ -145,6 +147,8 @@ class Models:
         limit_mib = settings.mme_memory_limit_mib or settings.memory_limit_mib
         self.limit_bytes = None if limit_mib is None else limit_mib * memory.MIB
         self.loaded: dict[str, Loaded] = {}
+        self._watching = False
+        self._swept_at = 0
         self._loading: dict[str, Any] = {}
 
     def load(self, name: str, url: str) -> None:
@@ -196,6 +200,7 @@ class Models:
 
     def model(self, name: str) -> Loaded:
         """`name` as this worker has loaded it, loading it now (in a thread) if it has not."""
+        self._watch()
         entry = self.registry.get(name)
         if entry is None or entry.state != "loaded":
             self.sweep()
@@ -214,6 +219,36 @@ class Models:
             self._loading.pop(entry.id, None)
         self.loaded[name] = loaded
         return loaded
+
+    def _watch(self) -> None:
+        """Once this worker holds a model, drop it within SWEEP_SECONDS of its unloading by any
+        worker, even if no request reaches this one again: a greenlet of the worker's loop."""
+        if self._watching:
+            return
+        self._watching = True
+        try:
+            import gevent
+            from gevent import monkey
+        except ImportError:
+            return
+        if monkey.is_module_patched("threading"):
+            gevent.spawn(self._sweep_forever)
+
+    def _sweep_forever(self) -> None:
+        import gevent
+
+        while True:
+            gevent.sleep(SWEEP_SECONDS)
+            if not self.loaded:
+                continue
+            try:
+                # A file created or removed in the registry changes its folder's mtime.
+                changed = self.registry.directory.stat().st_mtime_ns
+            except OSError:
+                continue
+            if changed != self._swept_at:
+                self._swept_at = changed
+                self.sweep()
 
     def sweep(self) -> None:
         """Drop every model this worker holds that is no longer registered (unloaded elsewhere)."""
@@ -245,7 +280,9 @@ class Models:
         except artifacts.ModelError as e:
             raise MultiModelError(400, f"the model cannot be loaded: {e}") from None
         except Exception as e:
-            log.error("model_fn failed", extra={"error": type(e).__name__})
+            # As app.py logs a hook's failure: where, never the message (it may quote the data).
+            fields = {"error": type(e).__name__, "traceback": logs.frames(e.__traceback__)}
+            log.error("model_fn failed", extra={"hook": "model_fn", **fields})
             raise MultiModelError(500, "the model failed in model_fn") from None
         columns = getattr(model, "columns", None)
         if not isinstance(columns, formats.Columns):
