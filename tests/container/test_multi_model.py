@@ -41,7 +41,7 @@ def test_models_load_invoke_and_unload_in_the_image(
         assert load(server, "iris")[0] == 409
         listed = json.loads(server.get("/models").body)
         assert [model["modelName"] for model in listed["models"]] == ["iris", "iris-2"]
-        for _ in range(4):  # both workers
+        for _ in range(4):  # the functional tests reach each worker by its own socket
             answer = server.post("/models/iris-2/invoke", ROWS, "text/csv", accept="text/csv")
             assert (answer.status, answer.body) == (200, b"setosa\nvirginica\n")
         assert server.request("DELETE", "/models/iris").status == 200
