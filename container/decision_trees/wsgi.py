@@ -66,8 +66,10 @@ def _load() -> tuple[hooks.Hooks, object, formats.Columns]:
 def probe() -> None:
     """Predict one row (zeros, text columns missing) through every hook, as a request would.
 
-    RuntimeError names the hook that failed.
+    RuntimeError names the hook that failed. A multi-model server has no model yet.
     """
+    if columns is None:
+        return
     cells: list[object] = [None if i in columns.strings else 0.0 for i in range(columns.width)]
     rows = np.array([cells], dtype=object if columns.strings else np.float64)
     asked = defaults.Request(accept=formats.JSON, outputs=resolved.inference_output)
@@ -83,7 +85,14 @@ def probe() -> None:
         raise RuntimeError(f"{stage} ({where}) failed: {type(e).__name__}: {e}") from e
 
 
-model_hooks, model, columns = _load()
+if resolved.multi_model:
+    # Models come and go through the MME API (byoc/multimodel.py); only the hooks load now.
+    try:
+        model_hooks, model, columns = hooks.load(), None, None
+    except hooks.HookError as e:
+        raise _stop(str(e)) from None
+else:
+    model_hooks, model, columns = _load()
 try:
     app = create_app(model_hooks, model, columns, resolved)
 except ValueError as e:

@@ -28,6 +28,7 @@ log = logging.getLogger("byoc")
 T = TypeVar("T")
 
 PATHS = ("/ping", "/invocations", "/execution-parameters")
+MULTI_MODEL_PATHS = ("/ping", "/execution-parameters", "/models", "/models/{name}/invoke")
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 """A request id (nginx's X-Request-Id) that is logged as it is; any other is replaced."""
@@ -55,8 +56,11 @@ class HookFailed(Exception):
         """What went wrong, when the plumbing found it (never the error's own message)."""
 
 
-def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Settings) -> Flask:
-    """The WSGI app serving `model` (what model_fn returned) through `hooks`."""
+def create_app(
+    hooks: Hooks, model: Any, columns: formats.Columns | None, settings: Settings
+) -> Flask:
+    """The WSGI app serving `model` (what model_fn returned) through `hooks`; with
+    settings.multi_model, the models loaded through the MME API instead (byoc/multimodel.py)."""
     default_accept = formats.media_type(settings.default_accept) or formats.CSV
     if default_accept not in formats.MEDIA_TYPES:
         raise ValueError(
@@ -65,6 +69,7 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
         )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
+    paths = MULTI_MODEL_PATHS if settings.multi_model else PATHS
 
     @app.get("/ping")
     def ping() -> Response:
@@ -80,8 +85,8 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
             MaxPayloadInMB=settings.max_payload_mb,
         )
 
-    @app.post("/invocations")
-    def invocations() -> Response:
+    def invoke(model: Any, columns: formats.Columns) -> Response:
+        """Answer the request with `model`: /invocations, and each model's in multimodel.py."""
         try:
             content_type = formats.content_type(request.headers.get("Content-Type"))
         except formats.UnsupportedType as e:
@@ -113,6 +118,16 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
         output = _offload(work) if len(body) >= OFFLOAD_MIN_BYTES else work()
         return Response(output, status=200, content_type=negotiated.media_type)
 
+    if settings.multi_model:
+        from byoc import multimodel
+
+        multimodel.register(app, multimodel.Models(hooks, settings), invoke)
+    else:
+
+        @app.post("/invocations")
+        def invocations() -> Response:
+            return invoke(model, columns)
+
     @app.errorhandler(ClientError)
     def client_error(error: ClientError) -> tuple[Response, int]:
         _log_failure(error.status, error)
@@ -131,7 +146,7 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:
         messages = {
-            404: f"no such path {request.path}; the paths are {', '.join(PATHS)}",
+            404: f"no such path {request.path}; the paths are {', '.join(paths)}",
             405: f"{request.method} is not allowed on {request.path}",
             413: f"the body is larger than the limit of {settings.max_payload_bytes} bytes",
         }

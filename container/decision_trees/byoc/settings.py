@@ -34,6 +34,11 @@ INFERENCE_OUTPUT_ENV = "SAGEMAKER_INFERENCE_OUTPUT"
 predicted_label, probability, probabilities, labels, in the order wanted."""
 LOG_LEVEL_ENV = "SAGEMAKER_CONTAINER_LOG_LEVEL"
 """A Python logging level: a number (20) or a name (INFO)."""
+MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
+"""`true` (any case): serve SageMaker's multi-model API (byoc/multimodel.py), not one model."""
+MME_MEMORY_LIMIT_ENV = "BYOC_MME_MEMORY_LIMIT_MB"
+"""Replaces the container's memory limit in the multi-model 507 decision (tests; a limit that the
+cgroup does not show)."""
 RUNTIME_DIR_ENV = "SERVE_RUNTIME_DIR"
 """Where `serve` puts the gunicorn socket and nginx's files; set by `serve` for its children."""
 
@@ -66,6 +71,8 @@ class Settings:
     log_level: int
     model_dir: Path
     runtime_dir: Path
+    multi_model: bool = False
+    mme_memory_limit_mib: int | None = None
 
     @property
     def max_payload_bytes(self) -> int:
@@ -122,6 +129,8 @@ def resolve(environ: Mapping[str, str] = os.environ) -> Settings:
         log_level=_log_level(environ.get(LOG_LEVEL_ENV, "")),
         model_dir=model_dir,
         runtime_dir=Path(runtime_dir),
+        multi_model=environ.get(MULTI_MODEL_ENV, "").strip().lower() == "true",
+        mme_memory_limit_mib=_first_int(environ, (MME_MEMORY_LIMIT_ENV,), minimum=1),
     )
 
 
