@@ -26,6 +26,7 @@ from conftest import SUMMARY
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from iris_model import save_iris_model
+from openapi_document import DOCUMENT
 from serving import Server, running
 
 from byoc import formats
@@ -91,13 +92,8 @@ def send(server: Server, test: str, body: bytes, headers: dict[str, str]) -> Non
 
 # The OpenAPI document, through schemathesis.
 
-schemathesis.serializer.alias(
-    ["application/jsonlines", "application/x-jsonlines", "application/jsonl"], "text/plain"
-)
-schemathesis.serializer.alias(["application/x-npy"], "application/octet-stream")
-
-
-SCHEMA = schemathesis.openapi.from_path(PROGRAM_DIR / "openapi.json")
+# The multi-model paths are served only by a multi-model endpoint (test_multi_model.py).
+SCHEMA = DOCUMENT.exclude(path_regex="^/models")
 
 
 @SCHEMA.parametrize()

@@ -16,9 +16,13 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
 from iris_model import save_iris_model
+from openapi_document import DOCUMENT
 from serving import ROOT, Server, running, wait_for
 
 PAYLOAD = (ROOT / "local_test" / "payload.csv").read_bytes()
@@ -338,3 +342,28 @@ def test_a_model_trained_by_train_for_an_example_is_loaded_and_invoked(
             status, _, answer = invoke(server, "forest", "application/json", payload)
             assert status == 200, answer
             assert len(json.loads(answer)["predictions"]) == len(payload.splitlines())
+
+
+MME_SCHEMA = DOCUMENT.include(path_regex="^/models")
+
+
+@MME_SCHEMA.parametrize()
+@settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=list(HealthCheck),
+)
+def test_the_multi_model_api_answers_as_its_openapi_document_says(
+    server: Server, case: Any
+) -> None:
+    # Random names and folders: nothing the other tests load is touched, nothing new is loaded.
+    base_url = f"http://127.0.0.1:{server.port}"
+    response = case.call(base_url=base_url)
+    # Not positive_data_acceptance: a load the document allows still needs a real model folder.
+    case.validate_response(
+        response,
+        excluded_checks=[schemathesis.checks.positive_data_acceptance],
+        transport_kwargs={"base_url": base_url},
+    )

@@ -27,9 +27,20 @@ from byoc import app, formats, settings
 PROGRAM_DIR = Path(app.__file__).resolve().parents[1]
 DOCUMENT_PATH = PROGRAM_DIR / "openapi.json"
 DOCUMENT = json.loads(DOCUMENT_PATH.read_text())
+STATUSES = {200, 400, 404, 405, 406, 409, 413, 415, 500, 503, 504, 507}
+"""Every status the server answers with (409 and 507: loading a model on a multi-model endpoint)."""
+
+
+def resolved(node: dict[str, Any]) -> dict[str, Any]:
+    """`node`, or what its `$ref` names in this document."""
+    while "$ref" in node:
+        *_, kind, name = node["$ref"].split("/")
+        node = DOCUMENT["components"][kind][name]
+    return node
+
+
 INVOCATIONS = DOCUMENT["paths"]["/invocations"]["post"]
-STATUSES = {200, 400, 404, 405, 406, 413, 415, 500, 503, 504}
-"""Every status the server answers with."""
+INVOKE = DOCUMENT["paths"]["/models/{name}/invoke"]["post"]
 
 
 def component(name: str) -> dict[str, Any]:
@@ -68,20 +79,32 @@ def test_schemathesis_loads_an_operation_per_method_and_path() -> None:
         ("GET", "/ping"),
         ("GET", "/execution-parameters"),
         ("POST", "/invocations"),
+        ("GET", "/models"),
+        ("POST", "/models"),
+        ("GET", "/models/{name}"),
+        ("DELETE", "/models/{name}"),
+        ("POST", "/models/{name}/invoke"),
     }
 
 
 def test_its_paths_are_the_apps() -> None:
-    assert set(DOCUMENT["paths"]) == set(app.PATHS)
+    # MULTI_MODEL_PATHS names /models/{name} by its invoke path only.
+    served = set(app.PATHS) | set(app.MULTI_MODEL_PATHS) | {"/models/{name}"}
+    assert set(DOCUMENT["paths"]) == served
+
+
+def test_a_model_is_invoked_as_invocations_are() -> None:
+    assert INVOKE["requestBody"] == INVOCATIONS["requestBody"]
+    assert {k: v for k, v in INVOKE["responses"].items() if k != "404"} == INVOCATIONS["responses"]
 
 
 def test_every_request_media_type_and_alias_is_documented() -> None:
-    documented = set(INVOCATIONS["requestBody"]["content"])
+    documented = set(resolved(INVOCATIONS["requestBody"])["content"])
     assert documented == set(formats.MEDIA_TYPES) | set(formats.ALIASES)
 
 
 def test_every_response_media_type_is_documented() -> None:
-    assert set(INVOCATIONS["responses"]["200"]["content"]) == set(formats.MEDIA_TYPES)
+    assert set(resolved(INVOCATIONS["responses"]["200"])["content"]) == set(formats.MEDIA_TYPES)
 
 
 def test_every_status_is_documented() -> None:
