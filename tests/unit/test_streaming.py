@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +71,28 @@ def jsonlines_body(rows: int) -> bytes:
     "accept", ["text/csv", "application/jsonlines", "application/json", "text/csv;verbose"]
 )
 def test_a_streamed_body_is_answered_as_the_whole_body_path_answers_it(
-    model: defaults.Model, content_type: str, make: Any, accept: str
+    model: defaults.Model,
+    monkeypatch: pytest.MonkeyPatch,
+    content_type: str,
+    make: Any,
+    accept: str,
 ) -> None:
+    blocks_predicted = []
+    predict_block = streaming._predict_block
+
+    def counted(*args: Any) -> Any:
+        blocks_predicted.append(args[0])
+        return predict_block(*args)
+
+    monkeypatch.setattr(streaming, "_predict_block", counted)
     body = make(400)
     whole = post(client(model), body, content_type, accept)
     streamed = post(client(model, SAGEMAKER_ASYNC_INFERENCE="true"), body, content_type, accept)
 
     assert whole.status_code == streamed.status_code == 200
-    # Sent as it is made: no length is known before the end.
-    assert "Content-Length" in whole.headers and "Content-Length" not in streamed.headers
+    assert streamed.headers["Content-Length"] == str(len(streamed.data))
     assert streamed.data == whole.data
+    assert len(blocks_predicted) > 10
     assert streamed.headers["Content-Type"] == whole.headers["Content-Type"]
 
 
@@ -101,7 +114,7 @@ def test_a_header_row_is_skipped_once(model: defaults.Model) -> None:
 
 def test_a_small_body_is_answered_whole(model: defaults.Model) -> None:
     answer = post(client(model, SAGEMAKER_ASYNC_INFERENCE="true"), csv_body(10))
-    assert answer.status_code == 200 and "Content-Length" in answer.headers
+    assert answer.status_code == 200
 
 
 def test_a_bad_row_in_the_first_block_is_a_400_naming_it(model: defaults.Model) -> None:
@@ -112,22 +125,21 @@ def test_a_bad_row_in_the_first_block_is_a_400_naming_it(model: defaults.Model) 
 
 
 @pytest.mark.parametrize("header", [False, True])
-def test_a_bad_row_once_the_answer_has_begun_cuts_it_short_and_logs_the_row(
-    model: defaults.Model, caplog: pytest.LogCaptureFixture, header: bool
+def test_a_bad_row_in_a_later_block_is_a_400_counted_from_the_bodys_first_line(
+    model: defaults.Model, header: bool
 ) -> None:
     head = b"a,b,c,d\n" if header else b""
     body = head + csv_body(250) + b"1,2,x,4\n" + csv_body(250)
     kind = "text/csv; header=present" if header else "text/csv"
-    with caplog.at_level(logging.WARNING, logger="byoc"), pytest.raises(streaming.AnswerCut):
-        post(client(model, SAGEMAKER_ASYNC_INFERENCE="true"), body, kind).get_data()
-    (record,) = [r for r in caplog.records if r.getMessage() == "request failed"]
-    # Counted from the body's first line, as the whole-body path counts: the header is line 1.
-    assert record.detail == f"the answer was cut short: row {251 + int(header)}"
-    assert record.error == "InputError" and record.status == 200
-    assert "x" not in json.dumps(record.detail)
+    answer = post(client(model, SAGEMAKER_ASYNC_INFERENCE="true"), body, kind)
+    assert answer.status_code == 400
+    # As the whole-body path counts: the header is line 1.
+    whole = post(client(model, SAGEMAKER_MAX_PAYLOAD_IN_MB="10"), body, kind)
+    assert json.loads(answer.data) == json.loads(whole.data)
+    assert json.loads(answer.data)["error"].startswith(f"row {251 + int(header)}: ")
 
 
-def test_a_failing_hook_once_the_answer_has_begun_is_logged_with_the_hook(
+def test_a_hook_failing_in_a_later_block_is_a_500_logged_with_the_hook(
     model: defaults.Model, caplog: pytest.LogCaptureFixture
 ) -> None:
     calls = []
@@ -141,10 +153,21 @@ def test_a_failing_hook_once_the_answer_has_begun_is_logged_with_the_hook(
     hooks = dataclasses.replace(demo_hooks(), predict_fn=predict_fn)
     resolved = settings.resolve({"SAGEMAKER_ASYNC_INFERENCE": "true"})
     app = create_app(hooks, model, model.columns, resolved).test_client()
-    with caplog.at_level(logging.WARNING, logger="byoc"), pytest.raises(streaming.AnswerCut):
-        post(app, csv_body(400)).get_data()
+    with caplog.at_level(logging.WARNING, logger="byoc"):
+        answer = post(app, csv_body(400))
+    assert answer.status_code == 500
+    assert json.loads(answer.data)["error"] == "the model failed in predict_fn"
     (record,) = [r for r in caplog.records if r.getMessage().startswith("request failed")]
     assert record.hook == "predict_fn" and record.error == "RuntimeError"
+
+
+def test_the_answers_temporary_file_is_deleted_once_sent(
+    model: defaults.Model, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    answer = post(client(model, SAGEMAKER_ASYNC_INFERENCE="true"), csv_body(400))
+    assert answer.status_code == 200 and len(answer.data.splitlines()) == 400
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_row_longer_than_the_limit_is_a_400(model: defaults.Model) -> None:
@@ -260,3 +283,9 @@ def test_nginx_spools_an_async_endpoints_bodies_and_waits_as_long_as_the_app(
     assert f"client_max_body_size {1024 * 1024 * 1024};" in rendered
     assert f"client_body_buffer_size {6 * 1024 * 1024};" in rendered
     assert "proxy_read_timeout 3600s;" in rendered and "proxy_send_timeout 3600s;" in rendered
+
+
+def test_a_header_row_is_hinted_at_in_the_first_block_only(model: defaults.Model) -> None:
+    app = client(model, SAGEMAKER_ASYNC_INFERENCE="true")
+    answer = post(app, b"a,b,c,d\n" + csv_body(400))
+    assert json.loads(answer.data)["error"].endswith(formats.HEADER_HINT)

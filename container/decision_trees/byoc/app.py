@@ -112,7 +112,7 @@ def create_app(hooks: Hooks, model: Any, columns: formats.Columns, settings: Set
                 predict = functools.partial(_predict_rows, hooks, model)
                 return streaming.respond(
                     request.environ["wsgi.input"], length, content_type, columns, predict, asked,
-                    settings.batch, _offload, _log_failure,
+                    settings.batch, _offload,
                 )  # fmt: skip
             if length > settings.buffered_payload_mb * MIB:
                 raise ClientError(413, streaming.refusal(settings.buffered_payload_mb * MIB))

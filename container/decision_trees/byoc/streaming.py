@@ -5,24 +5,26 @@ a worker up to 20 times its size (memory.BODY_FACTOR); read here, a worker holds
 at a time, whatever the body's size. The body is read from the request stream on the event loop,
 cut at line ends into blocks of about BLOCK_BYTES, and each block decoded, passed through the hooks
 (input_fn, predict_fn, output_fn) and encoded in the gevent threadpool (app._offload), so /ping
-answers meanwhile; the answer is sent block by block, chunked.
+answers meanwhile.
 
-HTTP sends the status first. The first block is predicted before anything is sent: a bad row
-there is a 400 (or a hook's failure a 500), as on the whole-body path. Once the answer has begun,
-a failure cannot change its status: the worker logs it (`detail` names the row) and closes the
-connection before the chunked answer's end, so the caller sees a broken answer, never a complete
-one that lacks rows (SageMaker records the invocation as failed).
+Each block's answer goes to a temporary file, which is sent once the whole body is predicted.
+HTTP sends the status first, and nginx stops sending a request's body once the answer to it has
+begun (it does not proxy both ways at once): the answer cannot begin before the body is read. So
+a bad row anywhere is a 400 naming it, counted from the body's first line, and a hook's failure a
+500, as on the whole-body path; never a 200 whose answer stops short. The file costs disk, not
+memory: about the answer's size (a tenth to twice the body's, by the output asked for).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
 import numpy as np
-from flask import Response, stream_with_context
+from flask import Response
 from werkzeug.exceptions import NotAcceptable, UnsupportedMediaType
 
 from byoc import defaults, formats
@@ -45,11 +47,7 @@ READS = (formats.CSV, formats.JSON_LINES)
 ANSWERS = (formats.CSV, formats.JSON_LINES, formats.JSON)
 """Types that can be written before the number of rows is known (not NPY, whose header has it)."""
 
-_ROW = re.compile(r"row (\d+)")
-
-
-class AnswerCut(Exception):
-    """Ends a streamed answer that has begun: gunicorn then closes the connection mid-answer."""
+_ROW = re.compile(r"\Arow (\d+)")
 
 
 def streamed(media_type: str, length: int | None) -> bool:
@@ -74,13 +72,11 @@ def respond(
     asked: defaults.Request,
     batch: bool,
     offload: Offload,
-    failed: Callable[..., str],
 ) -> Response:
     """The answer to a body of `length` bytes on `stream`, predicted a block at a time.
 
     `predict` turns decoded rows into records (the hooks); `offload` runs a block's work off the
-    event loop; `failed(status, error, hook, detail)` logs a failure after the answer has begun.
-    Whatever the first block raises propagates, before any of the answer is sent.
+    event loop. Whatever a block raises propagates, before any of the answer is sent.
     """
     if asked.accept not in ANSWERS:
         raise NotAcceptable(
@@ -93,32 +89,25 @@ def respond(
             f"a body of {STREAM_MIN_BYTES} bytes or more must be in a charset that writes a line "
             f"break as the byte 0x0A (UTF-8, Latin-1, ...), not {charset}"
         )
-    chunks = _chunks(stream, length, content_type, columns, predict, asked, batch, offload)
-    first = next(chunks)
-    return Response(
-        stream_with_context(_rest(first, chunks, failed)),
-        status=200,
-        content_type=asked.accept,
-    )
-
-
-def _rest(first: bytes, chunks: Iterator[bytes], failed: Callable[..., str]) -> Iterator[bytes]:
-    yield first
+    answer = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _sent, once sent)
     try:
-        yield from chunks
-    except InputError as e:
-        failed(200, e, "", f"the answer was cut short: {_where(e)}")
-        raise AnswerCut("the answer was cut short by a client error") from None
-    except Exception as e:
-        hook = getattr(e, "hook", "")
-        failed(200, getattr(e, "error", e), hook, "the answer was cut short")
-        raise AnswerCut("the answer was cut short by a server error") from None
+        for piece in _chunks(stream, length, content_type, columns, predict, asked, batch, offload):
+            offload(functools.partial(answer.write, piece))
+        size = answer.tell()
+        answer.seek(0)
+    except BaseException:
+        answer.close()
+        raise
+    response = Response(_sent(answer), status=200, content_type=asked.accept)
+    response.content_length = size
+    return response
 
 
-def _where(error: InputError) -> str:
-    """Where the error is, from its message: the row number, never the message's values."""
-    found = _ROW.match(str(error))
-    return f"row {found[1]}" if found else "a row"
+def _sent(answer: BinaryIO) -> Iterator[bytes]:
+    """The answer file's contents, a piece at a time; the file is deleted when done."""
+    with answer:
+        while piece := answer.read(BLOCK_BYTES):
+            yield piece
 
 
 def _chunks(
@@ -178,6 +167,9 @@ def _predict_block(
         records = predict(rows, asked)
     except InputError as e:
         message = _ROW.sub(lambda m: f"row {int(m[1]) + offset}", str(e), count=1)
+        if offset:
+            # The block's first row is no header row: the hint is for the body's first line.
+            message = message.replace(formats.HEADER_HINT, "")
         raise InputError(message) from None
     if asked.accept == formats.JSON and not batch:
         # The records of {"predictions": [...]}, as formats.encode writes them: a record's JSON
