@@ -8,11 +8,12 @@ cut at line ends into blocks of about BLOCK_BYTES, and each block decoded, passe
 answers meanwhile.
 
 Each block's answer goes to a temporary file, which is sent once the whole body is predicted.
-HTTP sends the status first, and nginx stops sending a request's body once the answer to it has
-begun (it does not proxy both ways at once): the answer cannot begin before the body is read. So
-a bad row anywhere is a 400 naming it, counted from the body's first line, and a hook's failure a
-500, as on the whole-body path; never a 200 whose answer stops short. The file costs disk, not
-memory: about the answer's size (a tenth to twice the body's, by the output asked for).
+HTTP sends the status first, and the answer cannot begin before the body is read: behind nginx, a
+worker that had begun its answer never got the rest of the body (nginx sends a body, then reads
+the answer, not both at once; the worker waited until the timeout). So a bad row anywhere is a
+400 naming it, counted from the body's first line, and a hook's failure a 500, as on the
+whole-body path; never a 200 whose answer stops short. The file costs disk, not
+memory: the answer's size (0.6 times the body for the demo's labels, more for probabilities).
 """
 
 from __future__ import annotations
