@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from iris_model import demo_hooks, save_iris_model
 
@@ -289,3 +290,46 @@ def test_a_header_row_is_hinted_at_in_the_first_block_only(model: defaults.Model
     app = client(model, SAGEMAKER_ASYNC_INFERENCE="true")
     answer = post(app, b"a,b,c,d\n" + csv_body(400))
     assert json.loads(answer.data)["error"].endswith(formats.HEADER_HINT)
+
+
+@pytest.fixture(scope="module")
+def text_model() -> defaults.Model:
+    """A Pipeline over a text column and two numbers (as examples/categorical_pipeline)."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(1)
+    colours = ["red", 'dark "blue"', "green,\nlight"]
+    frame = pd.DataFrame(
+        {
+            "colour": rng.choice(colours, 200),
+            "width": rng.normal(size=200).astype(np.float32),
+            "height": rng.normal(size=200).astype(np.float32),
+        }
+    )
+    labels = np.where((frame["colour"] == "red") | (frame["width"] > 1), "yes", "no")
+    encode = ColumnTransformer(
+        [("colour", OneHotEncoder(handle_unknown="ignore"), ["colour"])], remainder="passthrough"
+    )
+    pipeline = Pipeline([("encode", encode), ("model", LogisticRegression())]).fit(frame, labels)
+    return defaults.Model(
+        pipeline, {"feature_names": ["colour", "width", "height"], "string_columns": [0]}
+    )
+
+
+def test_a_text_column_with_quoted_line_breaks_is_answered_as_whole(
+    text_model: defaults.Model,
+) -> None:
+    rows = [b"red,0.5,1\n", b'"dark ""blue""",2,-1\n', b'"green,\nlight",1.5,0\n']
+    body = b"".join(rows[i % 3] for i in range(300))
+    answers = []
+    for environ in ({}, {"SAGEMAKER_ASYNC_INFERENCE": "true"}):
+        resolved = settings.resolve({"SAGEMAKER_MODEL_SERVER_WORKERS": "1", **environ})
+        app = create_app(demo_hooks(), text_model, text_model.columns, resolved).test_client()
+        answers.append(post(app, body))
+    assert answers[0].status_code == answers[1].status_code == 200
+    assert answers[1].data == answers[0].data
+    assert len(answers[1].data.splitlines()) == 300
