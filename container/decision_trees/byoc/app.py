@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from byoc import defaults, formats, logs
+from byoc import defaults, formats, logs, streaming
 from byoc.cpus import available_cpus
 from byoc.errors import InputError
 from byoc.hooks import Hooks
@@ -33,6 +33,7 @@ MULTI_MODEL_PATHS = ("/ping", "/execution-parameters", "/models", "/models/{name
 REQUEST_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 """A request id (nginx's X-Request-Id) that is logged as it is; any other is replaced."""
 
+MIB = 1024 * 1024
 OFFLOAD_MIN_BYTES = 64 * 1024
 """Bodies this large are predicted off the event loop, so that /ping never waits behind them."""
 
@@ -107,11 +108,22 @@ def create_app(
                 f"cannot answer in any type of Accept {request.headers.get('Accept')!r}; "
                 f"accept one of: {', '.join(formats.MEDIA_TYPES)}",
             )
+        outputs = defaults.OUTPUTS if negotiated.verbose else settings.inference_output
+        asked = defaults.Request(accept=negotiated.media_type, outputs=outputs)
+        length = request.content_length
+        if settings.async_inference and length and length <= settings.max_payload_bytes:
+            # Big bodies of an asynchronous endpoint: in blocks, in bounded memory (streaming.py).
+            if streaming.streamed(content_type.media_type, length):
+                predict = functools.partial(_predict_rows, hooks, model)
+                return streaming.respond(
+                    request.environ["wsgi.input"], length, content_type, columns, predict, asked,
+                    settings.batch, _offload,
+                )  # fmt: skip
+            if length > settings.buffered_payload_mb * MIB:
+                raise ClientError(413, streaming.refusal(settings.buffered_payload_mb * MIB))
         body = _body(settings.max_payload_bytes)
         if not body:
             raise ClientError(400, "empty body: send at least one record")
-        outputs = defaults.OUTPUTS if negotiated.verbose else settings.inference_output
-        asked = defaults.Request(accept=negotiated.media_type, outputs=outputs)
         work = functools.partial(
             _predict, hooks, model, columns, body, content_type, asked, settings.batch
         )
@@ -219,13 +231,18 @@ def _predict(
     rows = formats.decode(
         body, content_type.media_type, columns, content_type.charset, content_type.header
     )
+    return formats.encode(_predict_rows(hooks, model, rows, asked), asked.accept, batch)
+
+
+def _predict_rows(hooks: Hooks, model: Any, rows: Any, asked: defaults.Request) -> Any:
+    """The hooks input_fn, predict_fn and output_fn: a record per row."""
     data = _call("input_fn", hooks.input_fn, rows, model)
     prediction = _call("predict_fn", hooks.predict_fn, data, model, asked)
     records = _call("output_fn", hooks.output_fn, prediction, model, asked)
     if len(records) != len(rows):
         detail = f"{len(records)} records for {len(rows)} rows"
         raise HookFailed("output_fn", ValueError(detail), detail)
-    return formats.encode(records, asked.accept, batch)
+    return records
 
 
 def _call(hook: str, function: Callable[..., T], *args: Any) -> T:

@@ -39,6 +39,10 @@ MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 MME_MEMORY_LIMIT_ENV = "BYOC_MME_MEMORY_LIMIT_MB"
 """Replaces the container's memory limit in the multi-model 507 decision (tests; a limit that the
 cgroup does not show)."""
+ASYNC_ENV = "SAGEMAKER_ASYNC_INFERENCE"
+"""`true` (any case) for an asynchronous endpoint: bodies up to 1 GB and an hour per request, and
+big CSV and JSON Lines bodies predicted in blocks (byoc/streaming.py, README "Asynchronous
+inference")."""
 RUNTIME_DIR_ENV = "SERVE_RUNTIME_DIR"
 """Where `serve` puts the gunicorn socket and nginx's files; set by `serve` for its children."""
 
@@ -50,6 +54,11 @@ MIN_PAYLOAD_MB = 6
 """SageMaker's real-time limit (6 MB = 6,291,456 bytes): never accept less."""
 MAX_PAYLOAD_MB = 100
 """SageMaker's upper bound for MaxPayloadInMB, and for MaxPayloadInMB * MaxConcurrentTransforms."""
+ASYNC_MAX_PAYLOAD_MB = 1024
+"""SageMaker's limit for an asynchronous request's body (1 GB), and the default there."""
+ASYNC_TIMEOUT = 3600
+"""SageMaker's limit for an asynchronous request's processing (InvocationTimeoutSeconds), and the
+default there."""
 
 
 class SettingsError(ValueError):
@@ -67,6 +76,7 @@ class Settings:
     max_payload_mb: int
     default_accept: str | None
     batch: bool
+    async_inference: bool
     inference_output: tuple[str, ...]
     log_level: int
     model_dir: Path
@@ -78,6 +88,18 @@ class Settings:
     def max_payload_bytes(self) -> int:
         """The request body limit, enforced by nginx and by the app."""
         return self.max_payload_mb * MIB
+
+    @property
+    def buffered_payload_mb(self) -> int:
+        """The largest body a worker holds whole: every body on a real-time endpoint; on an
+        asynchronous one, a body in a format that cannot be read in blocks (JSON, NPY)."""
+        return min(self.max_payload_mb, MAX_PAYLOAD_MB)
+
+    @property
+    def body_buffer_bytes(self) -> int:
+        """The body nginx keeps in memory; a bigger one goes to a temporary file. Every body fits
+        on a real-time endpoint; on an asynchronous one, 1 GB bodies must not sit in memory."""
+        return MIN_PAYLOAD_MB * MIB if self.async_inference else self.max_payload_bytes
 
     @property
     def max_concurrent_transforms(self) -> int:
@@ -100,31 +122,43 @@ class Settings:
         values = {key: str(v) if isinstance(v, Path) else v for key, v in asdict(self).items()}
         values["max_payload_bytes"] = self.max_payload_bytes
         values["max_concurrent_transforms"] = self.max_concurrent_transforms
-        values["worker_memory_mib"] = memory.worker_mib(self.max_payload_mb)
+        values["buffered_payload_mb"] = self.buffered_payload_mb
+        values["body_buffer_bytes"] = self.body_buffer_bytes
+        values["worker_memory_mib"] = memory.worker_mib(self.buffered_payload_mb)
         return values
 
 
 def resolve(environ: Mapping[str, str] = os.environ) -> Settings:
     """Read every tunable from `environ`; SettingsError names a variable with an unusable value."""
-    requested_mb = _first_int(environ, (MAX_PAYLOAD_ENV,), minimum=1) or MIN_PAYLOAD_MB
-    max_payload_mb = min(max(requested_mb, MIN_PAYLOAD_MB), MAX_PAYLOAD_MB)
+    async_inference = environ.get(ASYNC_ENV, "").strip().lower() == "true"
+    # SageMaker sets no payload limit on an asynchronous endpoint: its own limit is the default.
+    ceiling = ASYNC_MAX_PAYLOAD_MB if async_inference else MAX_PAYLOAD_MB
+    requested_mb = _first_int(environ, (MAX_PAYLOAD_ENV,), minimum=1) or (
+        ceiling if async_inference else MIN_PAYLOAD_MB
+    )
+    max_payload_mb = min(max(requested_mb, MIN_PAYLOAD_MB), ceiling)
     model_dir = environment.paths(environ).model
     limit = memory.memory_limit()
     workers = _first_int(environ, WORKERS_ENVS, minimum=1)
     if workers is None:
         workers = available_cpus()
         if limit is not None:
-            fit = memory.workers_that_fit(limit, max_payload_mb, memory.model_bytes(model_dir))
+            # A body read in blocks takes a bounded amount (byoc/streaming.py): only a body held
+            # whole grows a worker with its size.
+            buffered_mb = min(max_payload_mb, MAX_PAYLOAD_MB)
+            fit = memory.workers_that_fit(limit, buffered_mb, memory.model_bytes(model_dir))
             workers = min(workers, fit)
     runtime_dir = environ.get(RUNTIME_DIR_ENV) or Path(tempfile.gettempdir(), "decision-trees")
     return Settings(
         port=_first_int(environ, (PORT_ENV,), minimum=1, maximum=65535) or DEFAULT_PORT,
         workers=workers,
         memory_limit_mib=None if limit is None else limit // MIB,
-        timeout=_first_int(environ, TIMEOUT_ENVS, minimum=1) or DEFAULT_TIMEOUT,
+        timeout=_first_int(environ, TIMEOUT_ENVS, minimum=1)
+        or (ASYNC_TIMEOUT if async_inference else DEFAULT_TIMEOUT),
         max_payload_mb=max_payload_mb,
         default_accept=environ.get(DEFAULT_ACCEPT_ENV) or None,
         batch=environ.get(BATCH_ENV, "").strip().lower() == "true",
+        async_inference=async_inference,
         inference_output=_inference_output(environ.get(INFERENCE_OUTPUT_ENV, "")),
         log_level=_log_level(environ.get(LOG_LEVEL_ENV, "")),
         model_dir=model_dir,
