@@ -85,12 +85,26 @@ def probe() -> None:
         raise RuntimeError(f"{stage} ({where}) failed: {type(e).__name__}: {e}") from e
 
 
+def _import_libraries(model_hooks: hooks.Hooks) -> None:
+    """Import the model module's libraries (scikit-learn and the like) by building its estimator:
+    here, before the fork, the workers share them, instead of each importing its own copy when it
+    first loads a model. In a thread, as model_fn is in _load. A failure is left to the loads."""
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="estimator") as builder:
+            builder.submit(model_hooks.build_estimator, {}).result()
+    except Exception as e:
+        log.warning(
+            "the model module's estimator could not be built in advance: %s", type(e).__name__
+        )
+
+
 if resolved.multi_model:
     # Models come and go through the MME API (byoc/multimodel.py); only the hooks load now.
     try:
         model_hooks, model, columns = hooks.load(), None, None
     except hooks.HookError as e:
         raise _stop(str(e)) from None
+    _import_libraries(model_hooks)
 else:
     model_hooks, model, columns = _load()
 try:
