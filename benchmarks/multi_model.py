@@ -7,8 +7,7 @@ Starts the real `serve` natively with SAGEMAKER_MULTI_MODEL=true and 2 workers, 
 models of MODULE (a model module, e.g. examples/random_forest/predictor.py) fitted on iris, loads
 each with POST /models (timed), invokes each on both workers (by their own sockets) so that both
 hold it, and reads the PSS of gunicorn's processes (what byoc/multimodel.py compares with the
-limit) before and after. A first model, loaded before, is not counted: each worker imports the
-module's libraries then.
+limit) before and after. A first model, loaded and invoked before, is not counted.
 """
 
 from __future__ import annotations
