@@ -26,7 +26,15 @@ from pathlib import Path
 
 import numpy as np
 from limits import peak_mib, worker_pid
-from serve_bench import PROGRAM, ROOT, answers_ping, free_port, save_demo_model, serve_server
+from serve_bench import (
+    PROGRAM,
+    ROOT,
+    answers_ping,
+    free_port,
+    print_rows,
+    save_demo_model,
+    serve_server,
+)
 from serve_bench import wait_for as wait
 
 MIB = 1024 * 1024
@@ -182,11 +190,7 @@ def main() -> None:
         base.chmod(0o755)
         save_demo_model(PROGRAM, ROOT / "tests", base / "model")
         rows = [measure(base, int(size)) for size in arguments.sizes.split(",")]
-    keys = list(rows[0])
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(row[k]) for k in keys) + " |")
+    print_rows(rows)
 
 
 if __name__ == "__main__":

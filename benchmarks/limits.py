@@ -22,7 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from serve_bench import PROGRAM, ROOT, answers_ping, free_port, save_demo_model, serve_server, tree
+from serve_bench import (
+    PROGRAM,
+    ROOT,
+    answers_ping,
+    free_port,
+    print_rows,
+    save_demo_model,
+    serve_server,
+    tree,
+)
 from serve_bench import wait_for as wait
 
 MIB = 1024 * 1024
@@ -133,11 +142,7 @@ def main() -> None:
         base.chmod(0o755)
         save_demo_model(PROGRAM, ROOT / "tests", base / "model")
         rows = [measure(base, name, size) for size in sizes for name in names]
-    keys = list(rows[0])
-    print("| " + " | ".join(keys) + " |")
-    print("|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(row[k]) for k in keys) + " |")
+    print_rows(rows)
 
 
 if __name__ == "__main__":

@@ -172,6 +172,15 @@ def wrk_cpu(pids: list[int], *arguments: object) -> Wrk:
     return run
 
 
+def print_rows(rows: list[dict[str, object]]) -> None:
+    """Rows of the same keys as a Markdown table, the keys as its header."""
+    keys = list(rows[0])
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for row in rows:
+        print("| " + " | ".join(str(row[k]) for k in keys) + " |")
+
+
 def answers_ping(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1) as response:

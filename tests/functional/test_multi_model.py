@@ -276,18 +276,18 @@ def test_the_local_script_loads_a_folder_of_archives_as_sagemaker_does(
             for path in (models / name / "model").iterdir():
                 tar.add(path, arcname=path.name)
     extracted = tmp_path / "opt_ml_models"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "local_test" / "load_models.py"),
-            str(archives),
-            str(extracted),
-        ],
-        env={**os.environ, "PORT": str(server.port)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+
+    def load_folder() -> subprocess.CompletedProcess[str]:
+        script = ROOT / "local_test" / "load_models.py"
+        return subprocess.run(
+            [sys.executable, str(script), str(archives), str(extracted)],
+            env={**os.environ, "PORT": str(server.port)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    done = load_folder()
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         'tree-a: 200 {"status":"Model tree-a loaded"}',
@@ -296,18 +296,7 @@ def test_the_local_script_loads_a_folder_of_archives_as_sagemaker_does(
     assert (extracted / "tree-a" / "model" / "metadata.json").is_file()
     assert invoke(server, "tree-b")[0] == 200
     # Loaded again: SageMaker's 409, and the script says so.
-    again = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "local_test" / "load_models.py"),
-            str(archives),
-            str(extracted),
-        ],
-        env={**os.environ, "PORT": str(server.port)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    again = load_folder()
     assert again.returncode == 1 and "tree-a: 409" in again.stdout
     unload_all(server)
 
