@@ -29,14 +29,6 @@ def _stop(message: str) -> SystemExit:
     return SystemExit(1)
 
 
-def _columns(model: object) -> formats.Columns:
-    """The features requests are decoded into: the model's own, else its metadata's."""
-    columns = getattr(model, "columns", None)
-    if isinstance(columns, formats.Columns):
-        return columns
-    return defaults.Model(model, artifacts.read_metadata(resolved.model_dir)).columns
-
-
 def _load() -> tuple[hooks.Hooks, object, formats.Columns]:
     try:
         model_hooks = hooks.load()
@@ -48,7 +40,7 @@ def _load() -> tuple[hooks.Hooks, object, formats.Columns]:
         # such threads, would wait for them forever.
         with ThreadPoolExecutor(1, thread_name_prefix="model_fn") as loader:
             model = loader.submit(model_hooks.model_fn, resolved.model_dir).result()
-        columns = _columns(model)
+        columns = defaults.columns_of(model, resolved.model_dir)
     except artifacts.ModelError as e:
         raise _stop(str(e)) from None
     except Exception as e:

@@ -216,6 +216,15 @@ class Model:
         return np.array(self.label_list, dtype=object)
 
 
+def columns_of(model: Any, model_dir: Path) -> formats.Columns:
+    """The features requests are decoded into: what model_fn answered holds them (`columns`, as
+    Model does), else the model's metadata in `model_dir` names them."""
+    columns = getattr(model, "columns", None)
+    if isinstance(columns, formats.Columns):
+        return columns
+    return Model(model, artifacts.read_metadata(model_dir)).columns
+
+
 @dataclass(frozen=True)
 class Probabilities:
     """predict_fn's answer when probabilities are asked for: one row per record."""

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, jsonify, request
 
 from byoc import artifacts, defaults, formats, logs, memory
-from byoc.app import _log_failure
+from byoc.app import _log_failure, _outcome
 from byoc.hooks import Hooks
 from byoc.settings import Settings
 
@@ -49,9 +49,9 @@ log = logging.getLogger("byoc")
 T = TypeVar("T")
 
 PAGE_SIZE = 100
+"""Models per page of GET /models when the request gives no `page_size`."""
 SWEEP_SECONDS = 1.0
 """How often a worker holding models looks for any unloaded by another worker."""
-"""Models per page of GET /models when the request gives no `page_size`."""
 
 
 class MultiModelError(Exception):
@@ -284,10 +284,7 @@ class Models:
             fields = {"error": type(e).__name__, "traceback": logs.frames(e.__traceback__)}
             log.error("model_fn failed", extra={"hook": "model_fn", **fields})
             raise MultiModelError(500, "the model failed in model_fn") from None
-        columns = getattr(model, "columns", None)
-        if not isinstance(columns, formats.Columns):
-            columns = defaults.Model(model, artifacts.read_metadata(model_dir)).columns
-        return Loaded(model_id, model, columns)
+        return Loaded(model_id, model, defaults.columns_of(model, model_dir))
 
     def _stale(self, entry: Entry) -> bool:
         """A reservation whose worker died while loading: the name may be loaded again."""
@@ -442,13 +439,6 @@ def _loader_pool() -> Any:
             patched = monkey.is_module_patched("threading")
             _LOADERS.append(ThreadPool(2) if patched else None)
     return _LOADERS[0]
-
-
-def _outcome(function: Callable[[], T]) -> tuple[bool, Any]:
-    try:
-        return True, function()
-    except Exception as e:
-        return False, e
 
 
 def _start_in_thread(function: Callable[[], T]) -> Any:

@@ -225,7 +225,4 @@ def _last_line_end(data: bytes, quoted: bool) -> int:
 def _splits_at_line_ends(charset: str) -> bool:
     """True when text in `charset` can be cut between bytes 0x0A: it writes a line break and a
     quote as ASCII does, and no other character holds those bytes (so not UTF-16 or UTF-32)."""
-    try:
-        return '\n"'.encode(charset) == b'\n"' and "\n".encode(charset) == b"\n"
-    except LookupError:
-        return False
+    return '\n"'.encode(charset) == b'\n"'
